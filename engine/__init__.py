@@ -1,0 +1,17 @@
+"""Signoff's workflow engine. Web views, API handlers, timers and CLI commands call these; nothing else
+changes a workflow instance."""
+from engine.errors import (
+                           EngineError,
+                           InvalidInput,
+                           InvalidPayload,
+                           NotAvailable,
+                           NotPermitted,
+                           UnknownInstance,
+                           UnknownWorkflow,
+                           VersionConflict,
+)
+from engine.inbox import inbox
+from engine.runtime import assignees, available_actions, fire, start
+
+__all__ = ["start", "fire", "available_actions", "assignees", "inbox", "EngineError", "InvalidInput",
+           "InvalidPayload", "NotAvailable", "NotPermitted", "UnknownInstance", "UnknownWorkflow", "VersionConflict"]

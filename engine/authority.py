@@ -1,0 +1,128 @@
+"""Who may do what: role + org scope + delegation + segregation of duties.
+
+Permissions are separate from guards: guards look at the data, this module looks at people.
+"""
+from dataclasses import dataclass
+from datetime import datetime
+from functools import cached_property
+
+import sqlalchemy as sa
+
+from engine import org
+from engine.db import db
+from engine.definition import ASSIGNEE, CREATOR, SIGNERS, Transition
+from engine.errors import NotPermitted
+from engine.models import AuditEvent, Instance, Signature
+from engine.org import OrgUnit, User
+
+
+@dataclass(frozen=True)
+class Acting:
+    """How an action is taken: by `user` (None: the system), as `role`, for `on_behalf_of` when delegated."""
+
+    user: User | None
+    role: str | None = None
+    on_behalf_of: User | None = None
+
+
+SYSTEM = Acting(None, "system")
+
+
+def may_start(roles: tuple[str, ...], unit: OrgUnit, actor: User, at: datetime) -> Acting:
+    """How `actor` may start a workflow needing one of `roles` at `unit`; NotPermitted otherwise."""
+    if not actor.active:
+        raise NotPermitted(f"user '{actor.login}' is not active")
+    for user, principal in org.principals(actor, at):
+        held = org.roles_at(principal or user, unit) & set(roles)
+        if held:
+            return Acting(user, sorted(held)[0], principal)
+    raise NotPermitted(f"'{actor.login}' may not start this workflow at '{unit.code}' "
+                       f"(needs one of: {', '.join(roles)})")
+
+
+class Standing:
+    """An actor's standing towards one instance, computed once and reused for each transition checked."""
+
+    def __init__(self, instance: Instance, actor: User, at: datetime):
+        self.instance = instance
+        self.actor = actor
+        self.principals = org.principals(actor, at) if actor.active else []
+
+    @cached_property
+    def _roles(self) -> dict[int, set[str]]:
+        roles = {}
+        for user, principal in self.principals:
+            person = principal or user
+            held = org.roles_at(person, self.instance.org_unit)
+            if self.instance.created_by_id == person.id:
+                held.add(CREATOR)
+            if self.instance.assignee_id == person.id:
+                held.add(ASSIGNEE)
+            roles[person.id] = held
+        return roles
+
+    @cached_property
+    def signatures(self) -> list:
+        """(user_id, on_behalf_of_id, trigger) of each signature on the current visit to the current state."""
+        return db.session.execute(
+            sa.select(Signature.user_id, Signature.on_behalf_of_id, Signature.trigger)
+            .where(Signature.instance_id == self.instance.id, Signature.state_seq == self.instance.state_seq)).all()
+
+    @property
+    def signers(self) -> set[int]:
+        return {i for r in self.signatures for i in (r.user_id, r.on_behalf_of_id) if i}
+
+    def _fired_by(self, triggers: set[str]) -> set[int]:
+        rows = db.session.execute(
+            sa.select(AuditEvent.actor_id, AuditEvent.on_behalf_of_id)
+            .where(AuditEvent.instance_id == self.instance.id, AuditEvent.trigger.in_(triggers))).all()
+        return {i for r in rows for i in r if i}
+
+    def _excluded(self, t: Transition) -> set[int]:
+        excluded = set()
+        if CREATOR in t.not_by and self.instance.created_by_id:
+            excluded.add(self.instance.created_by_id)
+        if SIGNERS in t.not_by or t.signature:
+            excluded |= self.signers
+        triggers = set(t.not_by) - {CREATOR, SIGNERS}
+        if triggers:
+            excluded |= self._fired_by(triggers)
+        return excluded
+
+    def check(self, t: Transition) -> Acting:
+        """How the actor may fire `t`; NotPermitted otherwise."""
+        if t.system_only:
+            raise NotPermitted(f"'{t.trigger}' is done by the system, not by a person")
+        excluded = self._excluded(t)
+        refusal = None
+        for user, principal in self.principals:
+            person = principal or user
+            held = self._roles[person.id] & set(t.roles)
+            if not held:
+                continue
+            if user.id in excluded or person.id in excluded:
+                refusal = _segregation_message(t, user)
+                continue
+            return Acting(user, sorted(held)[0], principal)
+        if refusal:
+            raise NotPermitted(refusal, reason="segregation_of_duties")
+        raise NotPermitted(f"'{self.actor.login}' may not '{t.trigger}' here "
+                           f"(needs one of: {', '.join(t.roles)} at '{self.instance.org_unit.code}')",
+                           reason="role_or_scope")
+
+
+def _segregation_message(t: Transition, user: User) -> str:
+    if t.signature:
+        return f"'{user.login}' has already signed this step: each signature must be by a different person"
+    return f"'{user.login}' may not '{t.trigger}': not allowed for {', '.join(t.not_by)} of this request"
+
+
+def can_view(instance: Instance, actor: User, at: datetime) -> bool:
+    """True when `actor` may see `instance`: a role covering its unit, or a part in it (creator, assignee)."""
+    if not actor.active:
+        return False
+    for user, principal in org.principals(actor, at):
+        person = principal or user
+        if person.id in (instance.created_by_id, instance.assignee_id) or org.roles_at(person, instance.org_unit):
+            return True
+    return False

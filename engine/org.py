@@ -1,0 +1,270 @@
+"""The organisation: units in a tree, people, their roles at units, and out-of-office delegations.
+
+A role held at a unit covers every unit below it. Units carry a materialised `path` ("/1/4/9/") so
+"is this unit inside that one" is a string prefix test, and "the nearest unit above" needs no recursion.
+"""
+from dataclasses import dataclass
+from datetime import datetime, time
+from enum import Enum
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from engine import clock
+from engine.db import UTCDateTime, db
+from engine.errors import InvalidInput
+
+
+class Role(str, Enum):
+    REP = "rep"
+    STORE_MANAGER = "store_manager"
+    DEPUTY_MANAGER = "deputy_manager"
+    ASSISTANT = "assistant"
+    SALES_MANAGER = "sales_manager"
+    REGIONAL_MANAGER = "regional_manager"
+    ACCOUNTANT = "accountant"
+    SERVICE_AGENT = "service_agent"
+    TRAINER = "trainer"
+    ADMIN = "admin"
+
+
+class UnitKind(str, Enum):
+    COMPANY = "company"
+    REGION = "region"
+    STORE = "store"
+    TEAM = "team"
+
+
+# Whom a holder of each role reports to, nearest unit first. Used for "manager of" and escalations.
+REPORTS_TO = {
+    Role.ASSISTANT: (Role.STORE_MANAGER,),
+    Role.DEPUTY_MANAGER: (Role.STORE_MANAGER,),
+    Role.SERVICE_AGENT: (Role.STORE_MANAGER, Role.SALES_MANAGER),
+    Role.REP: (Role.SALES_MANAGER,),
+    Role.TRAINER: (Role.SALES_MANAGER,),
+    Role.ACCOUNTANT: (Role.REGIONAL_MANAGER,),
+    Role.STORE_MANAGER: (Role.REGIONAL_MANAGER,),
+    Role.SALES_MANAGER: (Role.REGIONAL_MANAGER,),
+    Role.REGIONAL_MANAGER: (Role.REGIONAL_MANAGER,),
+    Role.ADMIN: (),
+}
+# When a person holds several roles, the most senior one decides whom they report to.
+SENIORITY = [Role.REGIONAL_MANAGER, Role.SALES_MANAGER, Role.STORE_MANAGER, Role.ACCOUNTANT, Role.DEPUTY_MANAGER,
+             Role.TRAINER, Role.SERVICE_AGENT, Role.REP, Role.ASSISTANT]
+
+
+class OrgUnit(db.Model):
+    __tablename__ = "org_units"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("org_units.id"))
+    path: Mapped[str] = mapped_column(sa.String(255), default="", index=True)
+    timezone: Mapped[str] = mapped_column(sa.String(64), default="Asia/Shanghai")
+    opens_at: Mapped[time] = mapped_column(sa.Time, default=time(9, 0))
+    closes_at: Mapped[time] = mapped_column(sa.Time, default=time(21, 0))
+    active: Mapped[bool] = mapped_column(default=True)
+
+    parent: Mapped["OrgUnit | None"] = relationship(remote_side=[id])
+
+    @property
+    def ancestor_ids(self) -> list[int]:
+        """This unit's id and its ancestors' ids, nearest first."""
+        return [int(p) for p in reversed(self.path.strip("/").split("/"))]
+
+    def contains(self, other: "OrgUnit") -> bool:
+        """True when `other` is this unit or below it."""
+        return other.path.startswith(self.path)
+
+
+class User(db.Model):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    email: Mapped[str] = mapped_column(sa.String(254))
+    locale: Mapped[str] = mapped_column(sa.String(8), default="zh")
+    password_hash: Mapped[str] = mapped_column(sa.String(255), default="")
+    active: Mapped[bool] = mapped_column(default=True)
+
+    def set_password(self, password: str) -> None:
+        self.password_hash = generate_password_hash(password, method="scrypt")
+
+    def check_password(self, password: str) -> bool:
+        return bool(self.password_hash) and check_password_hash(self.password_hash, password)
+
+
+class RoleAssignment(db.Model):
+    __tablename__ = "role_assignments"
+    __table_args__ = (sa.UniqueConstraint("user_id", "role", "org_unit_id", name="uq_role_assignment"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    role: Mapped[str] = mapped_column(sa.String(32))
+    org_unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_units.id"), index=True)
+
+    user: Mapped[User] = relationship()
+    org_unit: Mapped[OrgUnit] = relationship()
+
+
+class Delegation(db.Model):
+    """While active, `to_user` may act in all of `from_user`'s roles, on their behalf."""
+
+    __tablename__ = "delegations"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    from_user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    to_user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"), index=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    from_user: Mapped[User] = relationship(foreign_keys=[from_user_id])
+    to_user: Mapped[User] = relationship(foreign_keys=[to_user_id])
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Someone who acts in a role: `user` acts, for `on_behalf_of` when delegated (else None)."""
+
+    user: User
+    role: str
+    on_behalf_of: User | None = None
+
+
+# ---- writes (used by the CLI, the demo and the admin API) ----------------------------------------------
+
+def add_unit(code: str, name: str, kind: str, parent_code: str | None = None, **fields) -> OrgUnit:
+    """Create an org unit under `parent_code` (None for the company root)."""
+    if kind not in {k.value for k in UnitKind}:
+        raise InvalidInput(f"unknown kind '{kind}'", field="kind")
+    if db.session.scalar(sa.select(OrgUnit.id).where(OrgUnit.code == code)):
+        raise InvalidInput(f"org unit '{code}' already exists", field="code")
+    parent = unit_by_code(parent_code) if parent_code else None
+    unit = OrgUnit(code=code, name=name, kind=kind, parent=parent, **fields)
+    db.session.add(unit)
+    db.session.flush()
+    unit.path = f"{parent.path if parent else '/'}{unit.id}/"
+    return unit
+
+
+def add_user(login: str, name: str, email: str, password: str, roles: list[tuple[str, str]] = (),
+             locale: str = "zh") -> User:
+    """Create a user with roles given as (role, org unit code) pairs."""
+    if locale not in ("zh", "en"):
+        raise InvalidInput(f"unknown locale '{locale}' (zh or en)", field="locale")
+    if db.session.scalar(sa.select(User.id).where(User.login == login)):
+        raise InvalidInput(f"user '{login}' already exists", field="login")
+    user = User(login=login, name=name, email=email, locale=locale)
+    user.set_password(password)
+    db.session.add(user)
+    db.session.flush()
+    for role, code in roles:
+        grant(user, role, code)
+    return user
+
+
+def grant(user: User, role: str, unit_code: str) -> RoleAssignment:
+    """Give `user` role `role` at the unit with `unit_code`."""
+    if role not in {r.value for r in Role}:
+        raise InvalidInput(f"unknown role '{role}'", field="role")
+    assignment = RoleAssignment(user_id=user.id, role=role, org_unit=unit_by_code(unit_code))
+    db.session.add(assignment)
+    return assignment
+
+
+def delegate(from_user: User, to_user: User, starts_at: datetime, ends_at: datetime) -> Delegation:
+    """Record an out-of-office delegation from one user to another for [starts_at, ends_at)."""
+    if from_user.id == to_user.id:
+        raise InvalidInput("a user cannot delegate to themselves", field="to_user")
+    if ends_at <= starts_at:
+        raise InvalidInput("a delegation must end after it starts", field="ends_at")
+    d = Delegation(from_user_id=from_user.id, to_user_id=to_user.id, starts_at=starts_at, ends_at=ends_at)
+    db.session.add(d)
+    return d
+
+
+# ---- queries -------------------------------------------------------------------------------------------
+
+def unit_by_code(code: str) -> OrgUnit:
+    unit = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == code))
+    if unit is None:
+        raise InvalidInput(f"unknown org unit '{code}'", field="org_unit")
+    return unit
+
+
+def user_by_login(login: str) -> User:
+    user = db.session.scalar(sa.select(User).where(User.login == login))
+    if user is None:
+        raise InvalidInput(f"unknown user '{login}'", field="login")
+    return user
+
+
+def _active_delegations(at: datetime):
+    return sa.and_(Delegation.starts_at <= at, Delegation.ends_at > at)
+
+
+def delegate_of(user: User, at: datetime | None = None) -> User | None:
+    """The active stand-in for `user` at `at`, if they are out of office."""
+    at = at or clock.now()
+    return db.session.scalar(
+        sa.select(User).join(Delegation, Delegation.to_user_id == User.id)
+        .where(Delegation.from_user_id == user.id, _active_delegations(at), User.active)
+        .order_by(Delegation.starts_at.desc()).limit(1))
+
+
+def principals(user: User, at: datetime | None = None) -> list[tuple[User, User | None]]:
+    """Whom `user` can act as right now: themselves, then everyone who delegated to them (actor, on behalf of)."""
+    at = at or clock.now()
+    delegators = db.session.scalars(
+        sa.select(User).join(Delegation, Delegation.from_user_id == User.id)
+        .where(Delegation.to_user_id == user.id, _active_delegations(at), User.active)).all()
+    return [(user, None)] + [(user, d) for d in delegators]
+
+
+def roles_of(user: User) -> list[tuple[str, OrgUnit]]:
+    """The user's own (role, unit) assignments."""
+    rows = db.session.execute(
+        sa.select(RoleAssignment.role, OrgUnit).join(OrgUnit, RoleAssignment.org_unit_id == OrgUnit.id)
+        .where(RoleAssignment.user_id == user.id)).all()
+    return [(role, unit) for role, unit in rows]
+
+
+def roles_at(user: User, unit: OrgUnit) -> set[str]:
+    """The roles `user` holds that cover `unit` (held at it or at a unit above it)."""
+    return set(db.session.scalars(
+        sa.select(RoleAssignment.role)
+        .where(RoleAssignment.user_id == user.id, RoleAssignment.org_unit_id.in_(unit.ancestor_ids))))
+
+
+def holders(role: str, unit: OrgUnit, at: datetime | None = None, exclude: set[int] = frozenset()) -> list[Holder]:
+    """Who holds `role` at `unit` or the nearest unit above that has an active holder.
+
+    A holder who is out of office is replaced by their delegate (acting on their behalf).
+    """
+    at = at or clock.now()
+    rows = db.session.execute(
+        sa.select(User, RoleAssignment.org_unit_id).join(RoleAssignment, RoleAssignment.user_id == User.id)
+        .where(RoleAssignment.role == role, RoleAssignment.org_unit_id.in_(unit.ancestor_ids), User.active)
+        .order_by(User.id)).all()
+    for unit_id in unit.ancestor_ids:
+        found = [user for user, at_unit in rows if at_unit == unit_id and user.id not in exclude]
+        if found:
+            result = []
+            for user in found:
+                stand_in = delegate_of(user, at)
+                result.append(Holder(stand_in, role, user) if stand_in else Holder(user, role))
+            return result
+    return []
+
+
+def manager_of(user: User, unit: OrgUnit, at: datetime | None = None) -> list[Holder]:
+    """Whom `user` reports to for work at `unit`: by their most senior role there, the nearest holder above."""
+    held = roles_at(user, unit)
+    role = next((r for r in SENIORITY if r.value in held), None)
+    if role is None:
+        return []
+    for boss_role in REPORTS_TO[role]:
+        found = holders(boss_role.value, unit, at, exclude={user.id})
+        if found:
+            return found
+    return []

@@ -1,0 +1,247 @@
+"""The one write path. `start` and `fire` are the only code that creates or changes a workflow instance.
+
+Each call is one database transaction: lock the instance, check the actor, validate the payload, run the
+guards and the `transitions` machine, write state + data + one audit event, swap the timers, write the
+outbox rows, commit. A concurrent second action on the same instance loses cleanly (NotAvailable or
+VersionConflict) and writes nothing.
+"""
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from marshmallow import Schema, ValidationError
+
+from engine import clock, deadlines, org, registry
+from engine.authority import SYSTEM, Acting, Standing, may_start
+from engine.db import db, write_transaction
+from engine.definition import ASSIGNEE, CREATOR, SigningPolicy, Transition
+from engine.errors import InvalidInput, InvalidPayload, NotAvailable, NotPermitted, UnknownInstance, VersionConflict
+from engine.models import AuditEvent, Instance, Notification, Signature, Timer, TimerStatus
+from engine.org import Holder, OrgUnit, User
+from engine.registry import Compiled
+
+
+@dataclass
+class Context:
+    """What guards and hooks are given. Guards only read; hooks may change `doc` (the instance's data)."""
+
+    instance: Instance
+    trigger: str
+    data: dict            # this action's payload, as loaded by its schema (typed values)
+    doc: dict             # the instance's data with this payload merged in; becomes instance.data
+    acting: Acting
+    comment: str | None
+    now: datetime
+
+
+class _Model:
+    """The object the `transitions` machine moves; it lives only for the duration of one fire."""
+
+    def __init__(self):
+        self.state = None
+
+
+def start(workflow: str, org_unit: OrgUnit | str, actor: User, data: dict | None = None,
+          comment: str | None = None) -> Instance:
+    """Start the latest version of `workflow` at `org_unit` for `actor`; returns the committed instance."""
+    compiled = registry.get(workflow)
+    wf = compiled.wf
+    with write_transaction():
+        unit = org.unit_by_code(org_unit) if isinstance(org_unit, str) else org_unit
+        if not unit.active:
+            raise InvalidInput(f"org unit '{unit.code}' is not active", field="org_unit")
+        now = clock.now()
+        acting = may_start(wf.start_roles, unit, actor, now)
+        loaded, stored = _validate(wf.start_schema, data, comment, requires_comment=False)
+        owner = acting.on_behalf_of or actor
+        inst = Instance(workflow=wf.name, definition_version=wf.version, org_unit=unit, state=wf.initial,
+                        state_seq=1, data=stored, created_by_id=owner.id, created_at=now, updated_at=now,
+                        state_entered_at=now)
+        db.session.add(inst)
+        with db.session.no_autoflush:
+            _enter_state(compiled, inst, now)
+        db.session.flush()
+        _audit(inst, "start", None, acting, stored, comment, now)
+    return inst
+
+
+def fire(instance_id: int, trigger: str, actor: User | None, data: dict | None = None, comment: str | None = None,
+         expected_version: int | None = None) -> Instance:
+    """Fire `trigger` on an instance as `actor` (None: the system). Returns the committed instance.
+
+    Raises UnknownInstance, NotAvailable, NotPermitted, InvalidPayload or VersionConflict; then nothing is written.
+    """
+    with write_transaction():
+        inst = db.session.get(Instance, instance_id, with_for_update=True, populate_existing=True)
+        if inst is None:
+            raise UnknownInstance(f"no instance {instance_id}", instance=instance_id)
+        if expected_version is not None and inst.version != expected_version:
+            raise VersionConflict(f"instance {inst.id} is at version {inst.version}, not {expected_version}",
+                                  state=inst.state, version=inst.version)
+        compiled = registry.get(inst.workflow, inst.definition_version)
+        candidates = compiled.by_state_trigger.get((inst.state, trigger))
+        if not candidates:
+            raise NotAvailable(f"'{trigger}' is not available in state '{inst.state}'",
+                               state=inst.state, version=inst.version)
+        t = candidates[0]  # validation guarantees branches of one trigger share roles, schema and rules
+        now = clock.now()
+        if actor is None:
+            acting = SYSTEM
+        else:
+            standing = Standing(inst, actor, now)
+            acting = standing.check(t)
+            if t.signature:
+                _check_signature_slot(compiled, inst, t, standing)
+        loaded, stored = _validate(t.schema, data, comment, t.requires_comment)
+        _apply(compiled, inst, t, loaded, stored, acting, comment, now)
+    return inst
+
+
+def available_actions(instance: Instance, actor: User) -> list[Transition]:
+    """The transitions `actor` may fire on `instance` now (one per trigger, definition order)."""
+    compiled = registry.get(instance.workflow, instance.definition_version)
+    standing = Standing(instance, actor, clock.now())
+    allowed, seen = [], set()
+    for t in compiled.transitions_from(instance.state):
+        if t.trigger in seen or t.system_only:
+            continue
+        seen.add(t.trigger)
+        try:
+            standing.check(t)
+            if t.signature:
+                _check_signature_slot(compiled, instance, t, standing)
+        except (NotAvailable, NotPermitted):
+            continue
+        allowed.append(t)
+    return allowed
+
+
+def assignees(compiled: Compiled, inst: Instance, at: datetime | None = None) -> list[Holder]:
+    """Who owes the current step, resolved now (delegates stand in for people out of office)."""
+    rule = compiled.states[inst.state].assignee
+    if rule is None:
+        return []
+    at = at or clock.now()
+    if rule in (CREATOR, ASSIGNEE):
+        user_id = inst.created_by_id if rule == CREATOR else inst.assignee_id
+        user = db.session.get(User, user_id) if user_id else None
+        if user is None:
+            return []
+        stand_in = org.delegate_of(user, at)
+        return [Holder(stand_in, rule, user) if stand_in else Holder(user, rule)]
+    return org.holders(rule, inst.org_unit, at)
+
+
+# ---- inside the transaction ----------------------------------------------------------------------------
+
+def _validate(schema: type[Schema], data, comment, requires_comment: bool) -> tuple[dict, dict]:
+    """(loaded, stored): the payload as typed values for guards, and as JSON for the database."""
+    if requires_comment and not (comment or "").strip():
+        raise InvalidPayload({"comment": ["A comment is required for this action."]})
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidPayload({"data": ["Must be an object."]})
+    s = schema()
+    try:
+        loaded = s.load(data)
+    except ValidationError as e:
+        raise InvalidPayload(e.messages_dict if isinstance(e.messages, dict) else {"data": e.messages}) from None
+    return loaded, s.dump(loaded)
+
+
+def _check_signature_slot(compiled: Compiled, inst: Instance, t: Transition, standing: Standing) -> None:
+    signing = compiled.states[inst.state].signing
+    if signing and signing.policy == SigningPolicy.ALL and t.trigger in {s.trigger for s in standing.signatures}:
+        raise NotAvailable(f"'{t.trigger}' has already been signed on this step", state=inst.state,
+                           version=inst.version)
+
+
+def _apply(compiled: Compiled, inst: Instance, t: Transition, loaded: dict, stored: dict, acting: Acting,
+           comment: str | None, now: datetime) -> None:
+    """Run the machine for one trigger and write everything it changes (one audit event)."""
+    ctx = Context(inst, t.trigger, loaded, {**inst.data, **stored}, acting, comment, now)
+    model = _Model()
+    machine = compiled.machine()
+    machine.add_model(model, initial=inst.state)
+    try:
+        moved = model.trigger(t.trigger, ctx=ctx)
+    finally:
+        machine.remove_model(model)
+    if not moved:
+        raise NotAvailable(f"'{t.trigger}' is not possible now: its conditions are not met", state=inst.state,
+                           version=inst.version)
+    from_state = inst.state
+    # Everything the step changes is staged first and flushed once: one UPDATE of the instance, one version.
+    with db.session.no_autoflush:
+        inst.data = ctx.doc
+        inst.updated_at = now
+        if model.state != from_state:
+            _leave_state(inst)
+            inst.state = model.state
+            inst.state_seq += 1
+            inst.state_entered_at = now
+            _enter_state(compiled, inst, now)
+        if t.signature:
+            db.session.add(Signature(instance=inst, state=inst.state, state_seq=inst.state_seq, trigger=t.trigger,
+                                     role=acting.role, user_id=acting.user.id,
+                                     on_behalf_of_id=_id(acting.on_behalf_of), signed_at=now))
+    db.session.flush()  # the optimistic lock: UPDATE … WHERE version = old, else StaleDataError
+    _audit(inst, t.trigger, from_state, acting, stored, comment, now)
+    if t.signature:
+        _complete_signing_if_met(compiled, inst, now)
+
+
+def _complete_signing_if_met(compiled: Compiled, inst: Instance, now: datetime) -> None:
+    signing = compiled.states[inst.state].signing
+    if signing is None:
+        return
+    rows = db.session.execute(sa.select(Signature.trigger, Signature.user_id).where(
+        Signature.instance_id == inst.id, Signature.state_seq == inst.state_seq)).all()
+    needed = {t.trigger for t in compiled.transitions_from(inst.state) if t.signature}
+    met = {
+        SigningPolicy.ALL: lambda: needed <= {r.trigger for r in rows},
+        SigningPolicy.ANY: lambda: len(rows) >= 1,
+        SigningPolicy.QUORUM: lambda: len({r.user_id for r in rows}) >= signing.quorum,
+    }[SigningPolicy(signing.policy)]()
+    if met:
+        complete = compiled.by_state_trigger[(inst.state, signing.complete)][0]
+        _apply(compiled, inst, complete, {}, {}, SYSTEM, None, now)
+
+
+def _audit(inst: Instance, trigger: str, from_state: str | None, acting: Acting, data: dict, comment: str | None,
+           now: datetime) -> None:
+    db.session.add(AuditEvent(instance_id=inst.id, seq=inst.version, trigger=trigger, from_state=from_state,
+                              to_state=inst.state, actor_id=_id(acting.user), on_behalf_of_id=_id(acting.on_behalf_of),
+                              data=data, comment=comment, created_at=now))
+
+
+def _leave_state(inst: Instance) -> None:
+    db.session.execute(sa.update(Timer).where(Timer.instance_id == inst.id, Timer.status == TimerStatus.PENDING.value)
+                       .values(status=TimerStatus.CANCELLED.value))
+    inst.due_at = None
+
+
+def _enter_state(compiled: Compiled, inst: Instance, now: datetime) -> None:
+    """Arm the new state's deadline and ladder, close or reopen, and tell whoever owes the step."""
+    state = compiled.states[inst.state]
+    inst.closed_at = now if state.final else None
+    if state.deadline:
+        due = deadlines.parse(state.deadline.due).after(now)
+        inst.due_at = due
+        timers = [(0, "deadline", due)] + [(i, r.action, deadlines.parse(r.at).after(due))
+                                           for i, r in enumerate(state.deadline.ladder, 1)]
+        db.session.add_all(Timer(instance=inst, state=inst.state, state_seq=inst.state_seq, rung=rung,
+                                 action=str(getattr(action, "value", action)), due_at=at)
+                           for rung, action, at in timers)
+    for holder in assignees(compiled, inst, now):
+        db.session.add(Notification(
+            instance=inst, user_id=holder.user.id, on_behalf_of_id=_id(holder.on_behalf_of), kind="task",
+            idempotency_key=f"task:{uuid.uuid4().hex}",
+            context={"workflow": inst.workflow, "state": inst.state, "org_unit": inst.org_unit.code},
+            created_at=now))
+
+
+def _id(user: User | None) -> int | None:
+    return user.id if user else None

@@ -1,0 +1,29 @@
+"""API bearer tokens. The token is shown once; only its SHA-256 is stored."""
+import hashlib
+import secrets
+
+import sqlalchemy as sa
+
+from engine import clock
+from engine.db import db
+from engine.models import ApiToken
+from engine.org import User
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue(user: User) -> str:
+    """Create a token for `user` and return it (it cannot be recovered later)."""
+    token = "so_" + secrets.token_urlsafe(32)
+    db.session.add(ApiToken(user_id=user.id, token_hash=_digest(token), created_at=clock.now()))
+    db.session.commit()
+    return token
+
+
+def authenticate(token: str) -> User | None:
+    """The active user a live token belongs to, or None."""
+    return db.session.scalar(
+        sa.select(User).join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None), User.active))

@@ -1,0 +1,29 @@
+"""The thin Flask app: configuration, extensions, CLI and blueprints. Views call the engine."""
+from flask import Flask
+from flask_migrate import Migrate
+
+import config as config_module
+from engine.db import db, init_db
+
+migrate = Migrate()
+
+
+def create_app(config=None) -> Flask:
+    """Build the app. `config`: a Config instance or class; default: the one SIGNOFF_ENV names."""
+    if config is None:
+        config = config_module.from_env()
+    elif isinstance(config, type):
+        config = config()
+    app = Flask(__name__, instance_path=str(config.INSTANCE_PATH))
+    app.config.from_object(config)
+    app.config["SIGNOFF_CONFIG"] = config
+    config.INSTANCE_PATH.mkdir(parents=True, exist_ok=True)
+    init_db(app)
+    migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"), render_as_batch=True)
+
+    from web import cli, errors, ui
+
+    cli.init_app(app)
+    errors.init_app(app)
+    app.register_blueprint(ui.bp)
+    return app
