@@ -82,8 +82,12 @@ class Standing:
         excluded = set()
         if CREATOR in t.not_by and self.instance.created_by_id:
             excluded.add(self.instance.created_by_id)
-        if SIGNERS in t.not_by or t.signature:
+        if t.signature:
             excluded |= self.signers
+        if SIGNERS in t.not_by:
+            rows = db.session.execute(sa.select(Signature.user_id, Signature.on_behalf_of_id)
+                                      .where(Signature.instance_id == self.instance.id)).all()
+            excluded |= {i for r in rows for i in r if i}
         triggers = set(t.not_by) - {CREATOR, SIGNERS}
         if triggers:
             excluded |= self._fired_by(triggers)

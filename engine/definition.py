@@ -17,7 +17,7 @@ from engine.org import Role
 CREATOR = "creator"        # whoever started the instance
 ASSIGNEE = "assignee"      # the person the instance is assigned to (instance.assignee_id)
 PSEUDO_ROLES = {CREATOR, ASSIGNEE}
-SIGNERS = "signers"        # in `not_by`: anyone who has signed the current step
+SIGNERS = "signers"        # in `not_by`: anyone who has signed this instance
 
 
 class SigningPolicy(str, Enum):

@@ -46,9 +46,9 @@ class Instance(db.Model):
     org_unit: Mapped[OrgUnit] = relationship()
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])
 
-    # SQLAlchemy adds "AND version = :old" to every UPDATE and raises StaleDataError when another
-    # transaction got there first: the optimistic lock that makes a concurrent second action lose cleanly.
-    __mapper_args__ = {"version_id_col": version}
+    # The engine bumps `version` once per fired trigger; SQLAlchemy adds "AND version = :old" to the UPDATE
+    # and raises StaleDataError when another transaction got there first: the optimistic lock.
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 
 class AuditEvent(db.Model):

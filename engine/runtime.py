@@ -53,10 +53,10 @@ def start(workflow: str, org_unit: OrgUnit | str, actor: User, data: dict | None
             raise InvalidInput(f"org unit '{unit.code}' is not active", field="org_unit")
         now = clock.now()
         acting = may_start(wf.start_roles, unit, actor, now)
-        loaded, stored = _validate(wf.start_schema, data, comment, requires_comment=False)
+        _, stored = _validate(wf.start_schema, data, comment, requires_comment=False)
         owner = acting.on_behalf_of or actor
         inst = Instance(workflow=wf.name, definition_version=wf.version, org_unit=unit, state=wf.initial,
-                        state_seq=1, data=stored, created_by_id=owner.id, created_at=now, updated_at=now,
+                        version=1, state_seq=1, data=stored, created_by_id=owner.id, created_at=now, updated_at=now,
                         state_entered_at=now)
         db.session.add(inst)
         with db.session.no_autoflush:
@@ -175,6 +175,7 @@ def _apply(compiled: Compiled, inst: Instance, t: Transition, loaded: dict, stor
     from_state = inst.state
     # Everything the step changes is staged first and flushed once: one UPDATE of the instance, one version.
     with db.session.no_autoflush:
+        inst.version += 1
         inst.data = ctx.doc
         inst.updated_at = now
         if model.state != from_state:

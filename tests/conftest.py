@@ -1,0 +1,127 @@
+"""Test set-up. The database is real: SQLite by default, PostgreSQL when TEST_DATABASE_URL is set.
+
+The schema is built by the migrations (never by create_all), and every table is emptied between tests.
+Only the clock is mocked (`clock` fixture).
+"""
+import functools
+import os
+from datetime import datetime, timedelta, timezone
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+import config
+from engine import clock as engine_clock
+from engine import org
+from engine.db import db
+from web import create_app
+
+POSTGRES = bool(os.environ.get("TEST_DATABASE_URL"))
+needs_postgres = pytest.mark.skipif(not POSTGRES, reason="PostgreSQL only (set TEST_DATABASE_URL)")
+
+
+def drop_everything(engine) -> None:
+    """Leave the database empty, as a fresh install would find it."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+    else:
+        meta = sa.MetaData()
+        meta.reflect(engine)
+        meta.drop_all(engine)
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    env = dict(os.environ, SIGNOFF_INSTANCE=str(tmp_path_factory.mktemp("instance")))
+    app = create_app(config.TestingConfig(env))
+    with app.app_context():
+        drop_everything(db.engine)
+        upgrade()
+    yield app
+
+
+@pytest.fixture(autouse=True)
+def _clean_tables(request):
+    yield
+    if "app" not in request.fixturenames:
+        return
+    app = request.getfixturevalue("app")
+    with app.app_context():
+        db.session.rollback()
+        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
+        with db.engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+            else:
+                for table in tables:
+                    conn.exec_driver_sql(f"DELETE FROM {table}")
+        db.session.remove()
+
+
+@pytest.fixture
+def ctx(app):
+    """An app context with a fresh session."""
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+class Clock:
+    """A hand-moved clock: `clock.set(...)`, `clock.advance(hours=2)`."""
+
+    def __init__(self, start: datetime):
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+    def set(self, value: datetime) -> None:
+        self.current = value
+
+    def advance(self, **delta) -> None:
+        self.current += timedelta(**delta)
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    c = Clock(datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc))  # Monday 10:00 in Shanghai
+    monkeypatch.setattr(engine_clock, "now", c.now)
+    return c
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _fast_password_hashes():
+    """scrypt is slow on purpose; tests hash each distinct password once per session (same algorithm)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(org, "generate_password_hash", functools.lru_cache(org.generate_password_hash))
+        yield
+
+
+@pytest.fixture
+def people(ctx):
+    """A small org: HQ → regions EAST, SOUTH → stores S1, S2 (EAST) and S3 (SOUTH), team T1 (EAST).
+
+    Returns a dict login → User. Every role is held by somebody.
+    """
+    for code, kind, parent in [("HQ", "company", None), ("EAST", "region", "HQ"), ("SOUTH", "region", "HQ"),
+                               ("S1", "store", "EAST"), ("S2", "store", "EAST"), ("S3", "store", "SOUTH"),
+                               ("T1", "team", "EAST")]:
+        org.add_unit(code, f"unit {code}", kind, parent)
+    spec = {
+        "boss": ["regional_manager@HQ"], "acct": ["accountant@HQ"], "admin": ["admin@HQ"],
+        "east": ["regional_manager@EAST"], "south": ["regional_manager@SOUTH"],
+        "sm1": ["store_manager@S1"], "dep1": ["deputy_manager@S1"], "a1": ["assistant@S1"], "a1b": ["assistant@S1"],
+        "sm2": ["store_manager@S2"], "a2": ["assistant@S2"],
+        "sm3": ["store_manager@S3"], "a3": ["assistant@S3"],
+        "salesmgr": ["sales_manager@T1"], "rep1": ["rep@T1"], "trainer": ["trainer@EAST"],
+        "agent": ["service_agent@EAST"],
+        "sm1asst": ["store_manager@S1", "assistant@S1"],  # a manager who also sells: for segregation tests
+    }
+    users = {}
+    for login, roles in spec.items():
+        users[login] = org.add_user(login, login.title(), f"{login}@example.com", "pw-" + login,
+                                    [tuple(r.split("@")) for r in roles], locale="en" if login == "south" else "zh")
+    db.session.commit()
+    return users
