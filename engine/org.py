@@ -258,13 +258,17 @@ def holders(role: str, unit: OrgUnit, at: datetime | None = None, exclude: set[i
 
 
 def manager_of(user: User, unit: OrgUnit, at: datetime | None = None) -> list[Holder]:
-    """Whom `user` reports to for work at `unit`: by their most senior role there, the nearest holder above."""
-    held = roles_at(user, unit)
+    """Whom `user` reports to for work at `unit`: by their most senior role covering `unit`, the nearest
+    holder of the role they report to, at or above the unit where they hold that role."""
+    held = dict(db.session.execute(
+        sa.select(RoleAssignment.role, OrgUnit).join(OrgUnit, RoleAssignment.org_unit_id == OrgUnit.id)
+        .where(RoleAssignment.user_id == user.id, RoleAssignment.org_unit_id.in_(unit.ancestor_ids))
+        .order_by(sa.func.length(OrgUnit.path))).all())  # on duplicates the nearest unit wins
     role = next((r for r in SENIORITY if r.value in held), None)
     if role is None:
         return []
     for boss_role in REPORTS_TO[role]:
-        found = holders(boss_role.value, unit, at, exclude={user.id})
+        found = holders(boss_role.value, held[role.value], at, exclude={user.id})
         if found:
             return found
     return []

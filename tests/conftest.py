@@ -5,7 +5,7 @@ Only the clock is mocked (`clock` fixture).
 """
 import functools
 import os
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -86,7 +86,7 @@ class Clock:
 
 @pytest.fixture
 def clock(monkeypatch):
-    c = Clock(datetime(2026, 11, 2, 2, 0, tzinfo=timezone.utc))  # Monday 10:00 in Shanghai
+    c = Clock(datetime(2026, 11, 2, 2, 0, tzinfo=UTC))  # Monday 10:00 in Shanghai
     monkeypatch.setattr(engine_clock, "now", c.now)
     return c
 

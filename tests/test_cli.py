@@ -1,0 +1,122 @@
+"""`flask --app wsgi …`: clear messages and non-zero exits on bad input, nothing half-written."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from engine import org, registry, tokens
+from engine.db import db
+from engine.definition import Workflow
+from engine.models import ApiToken, AuditEvent, Instance
+from engine.org import OrgUnit, User
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(app, *args):
+    result = app.test_cli_runner().invoke(args=list(args))
+    db.session.remove()
+    return result
+
+
+def count(model):
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+def test_org_and_users(ctx):
+    assert run(ctx, "org", "add", "HQ", "--name", "总部", "--kind", "company").exit_code == 0
+    assert run(ctx, "org", "add", "R1", "--name", "华东", "--kind", "region", "--parent", "HQ").exit_code == 0
+    r = run(ctx, "org", "add", "S1", "--name", "南京路店", "--kind", "store", "--parent", "R1")
+    assert r.exit_code == 0 and "added store S1" in r.output
+    r = run(ctx, "users", "create", "li", "--name", "李店长", "--email", "li@example.com", "--password", "s3cret!",
+            "--role", "store_manager@S1", "--role", "assistant@S1", "--locale", "en")
+    assert r.exit_code == 0, r.output
+    li = org.user_by_login("li")
+    assert li.locale == "en" and li.check_password("s3cret!") and li.password_hash.startswith("scrypt:")
+    assert org.roles_at(li, org.unit_by_code("S1")) == {"store_manager", "assistant"}
+    tree = run(ctx, "org", "list").output.splitlines()
+    assert tree == ["HQ  总部  [company]", "  R1  华东  [region]", "    S1  南京路店  [store]"]
+
+
+def test_bad_arguments_fail_clearly_and_write_nothing(ctx):
+    run(ctx, "org", "add", "HQ", "--name", "总部", "--kind", "company")
+    cases = [
+        (("org", "add", "S1", "--name", "x", "--kind", "store", "--parent", "NOPE"), "unknown org unit 'NOPE'"),
+        (("org", "add", "HQ", "--name", "x", "--kind", "company"), "already exists"),
+        (("org", "add", "S1", "--name", "x", "--kind", "planet"), "Invalid value for '--kind'"),
+        (("users", "create", "li", "--name", "x", "--email", "e@x", "--password", "p", "--role", "store_manager@S9"),
+         "unknown org unit 'S9'"),
+        (("users", "create", "li", "--name", "x", "--email", "e@x", "--password", "p", "--role", "wizard@HQ"),
+         "unknown role 'wizard'"),
+        (("users", "create", "li", "--name", "x", "--email", "e@x", "--password", "p", "--role", "admin"),
+         "is not ROLE@ORGCODE"),
+        (("users", "token", "nobody"), "unknown user 'nobody'"),
+        (("workflows", "show", "nope"), "unknown workflow 'nope'"),
+    ]
+    for args, message in cases:
+        r = run(ctx, *args)
+        assert r.exit_code != 0 and message in r.output, (args, r.output)
+        assert "Traceback" not in r.output
+    assert (count(OrgUnit), count(User)) == (1, 0)  # the user with a bad second role was not half-created
+
+
+def test_token_is_shown_once_and_stored_hashed(people):
+    from flask import current_app
+
+    r = run(current_app, "users", "token", "sm1")
+    token = r.output.strip()
+    assert r.exit_code == 0 and token.startswith("so_")
+    stored = db.session.scalars(sa.select(ApiToken.token_hash)).all()
+    assert len(stored) == 1 and token not in stored[0]
+    assert tokens.authenticate(token).login == "sm1"
+    assert tokens.authenticate(token + "x") is None
+
+
+def test_workflows_list_show_lint(ctx):
+    assert "discount_request  v1  折扣申请 / Discount request" in run(ctx, "workflows", "list").output
+    shown = run(ctx, "workflows", "show", "discount_request").output
+    assert "store_review  店长审批 / Store manager review" in shown
+    assert "approve: store_review -> approved  [roles: store_manager; unless is_large; not by creator]" in shown
+    assert "stateDiagram-v2" in shown and "draft --> store_review: submit" in shown
+    r = run(ctx, "workflows", "lint")
+    assert r.exit_code == 0 and "valid" in r.output
+
+
+def test_lint_fails_on_a_broken_definition(ctx, monkeypatch):
+    from tests.definitions import QUORUM
+
+    bad = Workflow(**{**QUORUM.__dict__, "initial": "nowhere"})
+    monkeypatch.setattr(registry, "_module_definitions", lambda: iter([(bad, {})]))
+    r = run(ctx, "workflows", "lint")
+    assert r.exit_code == 1
+    assert "workflow 'test_quorum' v1: initial: unknown state 'nowhere'" in r.output
+
+
+def test_demo_loads_once(ctx):
+    r = run(ctx, "demo")
+    assert r.exit_code == 0, r.output
+    assert "dianzhang1" in r.output and "signoff-demo" in r.output
+    units = db.session.scalars(sa.select(OrgUnit.kind)).all()
+    assert (units.count("company"), units.count("region"), units.count("store")) == (1, 2, 4)
+    roles = set(db.session.scalars(sa.select(org.RoleAssignment.role)))
+    assert roles == {r.value for r in org.Role}
+    states = sorted(db.session.scalars(sa.select(Instance.state)))
+    assert states == ["approved", "draft", "regional_review", "store_review"]
+    before = count(AuditEvent)
+    r = run(ctx, "demo")
+    assert r.exit_code == 0 and "already loaded" in r.output and count(AuditEvent) == before
+
+
+def test_real_command_line_migrates_an_empty_sqlite_database(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_")}
+    env.update(SIGNOFF_INSTANCE=str(tmp_path), DATABASE_URL="", REDIS_URL="")
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    up = subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert up.returncode == 0, up.stderr
+    lint = subprocess.run(flask + ["workflows", "lint"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert lint.returncode == 0, lint.stderr
+    tables = set(sa.inspect(sa.create_engine(f"sqlite:///{tmp_path}/signoff.db")).get_table_names())
+    assert {"instances", "audit_events", "timers", "notifications", "signatures", "org_units"} <= tables
+    assert (tmp_path / "secret_key").read_text()  # the development key is generated once and kept
