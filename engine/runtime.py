@@ -42,9 +42,10 @@ class _Model:
         self.state = None
 
 
-def start(workflow: str, org_unit: OrgUnit | str, actor: User, data: dict | None = None,
+def start(workflow: str, org_unit: OrgUnit | str, actor: User | None, data: dict | None = None,
           comment: str | None = None) -> Instance:
-    """Start the latest version of `workflow` at `org_unit` for `actor`; returns the committed instance."""
+    """Start the latest version of `workflow` at `org_unit` as `actor` (None: the system, e.g. the scheduler);
+    returns the committed instance."""
     compiled = registry.get(workflow)
     wf = compiled.wf
     with write_transaction():
@@ -52,11 +53,11 @@ def start(workflow: str, org_unit: OrgUnit | str, actor: User, data: dict | None
         if not unit.active:
             raise InvalidInput(f"org unit '{unit.code}' is not active", field="org_unit")
         now = clock.now()
-        acting = may_start(wf.start_roles, unit, actor, now)
+        acting = SYSTEM if actor is None else may_start(wf.start_roles, unit, actor, now)
         _, stored = _validate(wf.start_schema, data, comment, requires_comment=False)
         owner = acting.on_behalf_of or actor
         inst = Instance(workflow=wf.name, definition_version=wf.version, org_unit=unit, state=wf.initial,
-                        version=1, state_seq=1, data=stored, created_by_id=owner.id, created_at=now, updated_at=now,
+                        version=1, state_seq=1, data=stored, created_by_id=_id(owner), created_at=now, updated_at=now,
                         state_entered_at=now)
         db.session.add(inst)
         with db.session.no_autoflush:
@@ -66,35 +67,41 @@ def start(workflow: str, org_unit: OrgUnit | str, actor: User, data: dict | None
     return inst
 
 
-def fire(instance_id: int, trigger: str, actor: User | None, data: dict | None = None, comment: str | None = None,
-         expected_version: int | None = None) -> Instance:
-    """Fire `trigger` on an instance as `actor` (None: the system). Returns the committed instance.
+def fire(instance: Instance | int, trigger: str, actor: User | None, data: dict | None = None,
+         comment: str | None = None, expected_version: int | None = None) -> Instance:
+    """Fire `trigger` on an instance (or instance id) as `actor` (None: the system); returns it committed.
 
     Raises UnknownInstance, NotAvailable, NotPermitted, InvalidPayload or VersionConflict; then nothing is written.
     """
     with write_transaction():
-        inst = db.session.get(Instance, instance_id, with_for_update=True, populate_existing=True)
-        if inst is None:
-            raise UnknownInstance(f"no instance {instance_id}", instance=instance_id)
-        if expected_version is not None and inst.version != expected_version:
-            raise VersionConflict(f"instance {inst.id} is at version {inst.version}, not {expected_version}",
-                                  state=inst.state, version=inst.version)
-        compiled = registry.get(inst.workflow, inst.definition_version)
-        candidates = compiled.by_state_trigger.get((inst.state, trigger))
-        if not candidates:
-            raise NotAvailable(f"'{trigger}' is not available in state '{inst.state}'",
-                               state=inst.state, version=inst.version)
-        t = candidates[0]  # validation guarantees branches of one trigger share roles, schema and rules
-        now = clock.now()
-        if actor is None:
-            acting = SYSTEM
-        else:
-            standing = Standing(inst, actor, now)
-            acting = standing.check(t)
-            if t.signature:
-                _check_signature_slot(compiled, inst, t, standing)
-        loaded, stored = _validate(t.schema, data, comment, t.requires_comment)
-        _apply(compiled, inst, t, loaded, stored, acting, comment, now)
+        return apply_trigger(getattr(instance, "id", instance), trigger, actor, data, comment, expected_version)
+
+
+def apply_trigger(instance_id: int, trigger: str, actor: User | None, data: dict | None = None,
+                  comment: str | None = None, expected_version: int | None = None, lock: bool = True) -> Instance:
+    """`fire` inside a transaction the caller owns (timers fire a batch in one transaction)."""
+    inst = db.session.get(Instance, instance_id, with_for_update=lock, populate_existing=lock)
+    if inst is None:
+        raise UnknownInstance(f"no instance {instance_id}", instance=instance_id)
+    if expected_version is not None and inst.version != expected_version:
+        raise VersionConflict(f"instance {inst.id} is at version {inst.version}, not {expected_version}",
+                              state=inst.state, version=inst.version)
+    compiled = registry.get(inst.workflow, inst.definition_version)
+    candidates = compiled.by_state_trigger.get((inst.state, trigger))
+    if not candidates:
+        raise NotAvailable(f"'{trigger}' is not available in state '{inst.state}'",
+                           state=inst.state, version=inst.version)
+    t = candidates[0]  # validation guarantees branches of one trigger share roles, schema and rules
+    now = clock.now()
+    if actor is None:
+        acting = SYSTEM
+    else:
+        standing = Standing(inst, actor, now)
+        acting = standing.check(t)
+        if t.signature:
+            _check_signature_slot(compiled, inst, t, standing)
+    loaded, stored = _validate(t.schema, data, comment, t.requires_comment)
+    _apply(compiled, inst, t, loaded, stored, acting, comment, now)
     return inst
 
 

@@ -258,3 +258,14 @@ def test_inbox_lists_what_each_person_can_act_on(people, clock):
     assert sm1_tasks[0].overdue(clock.now())
     engine.fire(waiting.id, "approve", people["sm1"])
     assert engine.inbox(people["sm1"]) == []
+
+
+def test_the_system_can_start_and_fire(people, clock):
+    """The scheduler starts instances and timers fire triggers as the system; the audit says so."""
+    inst = engine.start("test_quorum", "S1", None, {})
+    assert inst.created_by_id is None
+    inst = engine.fire(inst, "carried", None)  # a system-only trigger; accepts the instance itself
+    assert inst.state == "carried"
+    assert [(e.trigger, e.actor_id) for e in events(inst)] == [("start", None), ("carried", None)]
+    with pytest.raises(NotPermitted):
+        engine.fire(engine.start("test_quorum", "S1", None, {}), "carried", people["sm1"])  # people cannot
