@@ -69,7 +69,8 @@ _immediate = threading.local()
 
 def init_db(app) -> None:
     """Bind the database to `app` and tune SQLite (WAL, busy timeout, foreign keys, BEGIN IMMEDIATE for writes)."""
-    import engine.models  # noqa: F401  (every table registered before migrations or queries run)
+    import engine.calendar  # noqa: F401  (every table registered before migrations or queries run)
+    import engine.models  # noqa: F401
 
     db.init_app(app)
     with app.app_context():
@@ -101,6 +102,7 @@ def write_transaction():
     Whatever the session had open is committed first, so the write starts a fresh transaction.
     StaleDataError (someone else updated the row first) becomes VersionConflict.
     """
+    from engine import alarm
     from engine.errors import VersionConflict
 
     session = db.session
@@ -111,9 +113,12 @@ def write_transaction():
         session.commit()
     except StaleDataError:
         session.rollback()
+        alarm.discard(session)
         raise VersionConflict("the instance was changed by someone else; reload and try again") from None
     except BaseException:
         session.rollback()
+        alarm.discard(session)
         raise
     finally:
         _immediate.on = False
+    alarm.after_commit(session)

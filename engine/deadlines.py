@@ -1,33 +1,175 @@
-"""Deadline expressions: the text written in definitions ("4 hours", "-30 minutes") and when it falls due.
+"""Deadline expressions: the text written in definitions, and the instant it names.
 
-Plain calendar durations are supported now; business-calendar expressions (working days and hours,
-month ends, "next working day 10:00") arrive with the business calendar.
+An expression is resolved from a start instant (entering the state; for ladder rungs, the deadline) in
+the org unit's timezone, on the business calendar and within the unit's opening hours:
+
+    "4 hours", "-30 minutes", "2 days"                 plain durations
+    "2 working days", "-1 working day"                 working days, same time of day
+    "4 working hours"                                  inside opening hours on working days
+    "same day at 23:59"                                the start's local date
+    "next working day at 10:00"
+    "last day of the month at 19:00"
+    "3 working days before the end of the month at 18:00"   (time defaults to 23:59)
+    "3 working days after the end of the month"
+    "30 minutes after handover_at"                     offset from an instant in the instance's data
+    "0", "at deadline"                                 the start itself
 """
 import re
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from functools import lru_cache
+from zoneinfo import ZoneInfo
 
-_DURATION = re.compile(r"^\s*(?P<sign>[+-]?)\s*(?P<n>\d+)\s*(?P<unit>minute|hour|day|week)s?\s*$")
-_UNITS = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1),
-          "week": timedelta(weeks=1)}
+from engine.calendar import BusinessCalendar
 
 
 @dataclass(frozen=True)
-class Duration:
-    delta: timedelta
+class Env:
+    """Where a deadline is counted: the unit's timezone and opening hours, the calendar, the instance data."""
 
-    def after(self, start: datetime) -> datetime:
-        return start + self.delta
+    tz: ZoneInfo
+    opens: time
+    closes: time
+    calendar: BusinessCalendar
+    data: dict = field(default_factory=dict)
 
 
-def parse(expr: str) -> Duration:
-    """Parse a deadline expression; ValueError (with the reason) when it is not one."""
-    if not isinstance(expr, str):
+_PLAIN = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1),
+          "week": timedelta(weeks=1)}
+_AT = r"(?:\s+at\s+(?P<hh>\d{1,2}):(?P<mm>\d{2}))?"
+_OFFSET = re.compile(r"^(?P<sign>[+-]?)\s*(?P<n>\d+)\s+(?P<working>working\s+)?(?P<unit>minute|hour|day|week)s?"
+                     r"(?:\s+(?P<rel>after|before)\s+(?P<field>[a-z_][a-z0-9_.]*))?$")
+_CALENDAR = [
+    (re.compile(r"^same day" + _AT + "$"), "same_day"),
+    (re.compile(r"^next working day" + _AT + "$"), "next_working_day"),
+    (re.compile(r"^last day of the month" + _AT + "$"), "last_day_of_month"),
+    (re.compile(r"^(?P<n>\d+) working days? (?P<rel>before|after) the end of the month" + _AT + "$"),
+     "around_month_end"),
+]
+
+
+@dataclass(frozen=True)
+class Expression:
+    text: str
+    kind: str
+    n: int = 0
+    unit: str = ""
+    working: bool = False
+    at: time | None = None
+    rel: str = ""
+    anchor: str | None = None
+
+    def resolve(self, start: datetime, env: Env) -> datetime:
+        """The instant this expression names, counted from `start` (aware); returned in UTC-aware form."""
+        if self.anchor:
+            start = _anchor(env.data, self.anchor)
+        local = start.astimezone(env.tz)
+        return getattr(self, f"_{self.kind}")(local, env).astimezone(start.tzinfo)
+
+    def _offset(self, local: datetime, env: Env) -> datetime:
+        n = -self.n if self.rel == "before" else self.n
+        if not self.working:
+            return local + n * _PLAIN[self.unit]
+        if self.unit == "day":
+            day = env.calendar.add_working_days(local.date(), n)
+            return _at(day, local.timetz().replace(tzinfo=None), env.tz)
+        if self.unit == "hour":
+            return _add_working_minutes(local, n * 60, env)
+        raise ValueError(f"'{self.text}': working {self.unit}s are not a thing")
+
+    def _same_day(self, local: datetime, env: Env) -> datetime:
+        return _at(local.date(), self.at or time(23, 59), env.tz)
+
+    def _next_working_day(self, local: datetime, env: Env) -> datetime:
+        return _at(env.calendar.next_working_day(local.date()), self.at or env.opens, env.tz)
+
+    def _last_day_of_month(self, local: datetime, env: Env) -> datetime:
+        return _at(_month_end(local.date()), self.at or time(23, 59), env.tz)
+
+    def _around_month_end(self, local: datetime, env: Env) -> datetime:
+        end = _month_end(local.date())
+        if self.rel == "before":
+            day = env.calendar.add_working_days(env.calendar.working_day_on_or_before(end), -self.n)
+        else:
+            day = env.calendar.add_working_days(end, self.n)
+        return _at(day, self.at or time(23, 59), env.tz)
+
+
+@lru_cache(maxsize=1024)
+def parse(text: str) -> Expression:
+    """Parse a deadline expression; ValueError with the reason when it is not one."""
+    if not isinstance(text, str):
         raise ValueError("must be text")
-    if expr.strip() in ("0", "at deadline"):
-        return Duration(timedelta(0))
-    m = _DURATION.match(expr)
-    if not m:
-        raise ValueError("not understood (e.g. '4 hours', '-30 minutes', '2 days')")
-    delta = int(m["n"]) * _UNITS[m["unit"]]
-    return Duration(-delta if m["sign"] == "-" else delta)
+    norm = " ".join(text.strip().lower().split())
+    if norm in ("0", "at deadline"):
+        return Expression(text, "offset", 0, "minute")
+    m = _OFFSET.match(norm)
+    if m:
+        if m["working"] and m["unit"] not in ("day", "hour"):
+            raise ValueError("only days and hours can be working days/hours")
+        if m["rel"] and m["sign"]:
+            raise ValueError("use either a sign or before/after, not both")
+        rel = m["rel"] or ("before" if m["sign"] == "-" else "after")
+        return Expression(text, "offset", int(m["n"]), m["unit"], bool(m["working"]), rel=rel, anchor=m["field"])
+    for pattern, kind in _CALENDAR:
+        m = pattern.match(norm)
+        if m:
+            groups = m.groupdict()
+            at = None
+            if groups.get("hh") is not None:
+                hh, mm = int(groups["hh"]), int(groups["mm"])
+                if hh > 23 or mm > 59:
+                    raise ValueError(f"{hh}:{mm:02d} is not a time of day")
+                at = time(hh, mm)
+            return Expression(text, kind, int(groups.get("n") or 0), at=at, rel=groups.get("rel") or "")
+    raise ValueError("not understood (e.g. '4 hours', '2 working days', 'next working day at 10:00', "
+                     "'last day of the month at 19:00', '30 minutes after handover_at')")
+
+
+def _at(day: date, at: time, tz: ZoneInfo) -> datetime:
+    return datetime.combine(day, at, tzinfo=tz)
+
+
+def _month_end(day: date) -> date:
+    first_of_next = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return first_of_next - timedelta(days=1)
+
+
+def _anchor(data: dict, path: str) -> datetime:
+    value = data
+    for key in path.split("."):
+        value = value.get(key) if isinstance(value, dict) else None
+    if not value:
+        raise ValueError(f"the instance has no '{path}' to count from")
+    instant = datetime.fromisoformat(str(value))
+    if instant.tzinfo is None:
+        raise ValueError(f"'{path}' has no timezone")
+    return instant
+
+
+def _add_working_minutes(local: datetime, minutes: int, env: Env) -> datetime:
+    """Move `minutes` of opening time forward (or back), skipping closed hours and non-working days."""
+    cal, tz = env.calendar, env.tz
+    t = local.replace(tzinfo=None)
+    remaining = timedelta(minutes=abs(minutes))
+    forward = minutes >= 0
+    while True:
+        day_open, day_close = datetime.combine(t.date(), env.opens), datetime.combine(t.date(), env.closes)
+        if forward:
+            if not cal.is_working_day(t.date()) or t >= day_close:
+                t = datetime.combine(t.date() + timedelta(days=1), env.opens)
+                continue
+            t = max(t, day_open)
+            if t + remaining <= day_close:
+                return (t + remaining).replace(tzinfo=tz)
+            remaining -= day_close - t
+            t = datetime.combine(t.date() + timedelta(days=1), env.opens)
+        else:
+            if not cal.is_working_day(t.date()) or t <= day_open:
+                t = datetime.combine(t.date() - timedelta(days=1), env.closes)
+                continue
+            t = min(t, day_close)
+            if t - remaining >= day_open:
+                return (t - remaining).replace(tzinfo=tz)
+            remaining -= t - day_open
+            t = datetime.combine(t.date() - timedelta(days=1), env.closes)

@@ -12,7 +12,8 @@ from engine.org import OrgUnit, User
 class TimerStatus(str, Enum):
     PENDING = "pending"
     FIRED = "fired"
-    CANCELLED = "cancelled"
+    CANCELLED = "cancelled"  # the instance left the state first
+    SKIPPED = "skipped"      # found stale when it fell due (defensive: leaving a state cancels its timers)
 
 
 class NotificationStatus(str, Enum):
@@ -109,6 +110,7 @@ class Timer(db.Model):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     status: Mapped[str] = mapped_column(sa.String(16), default=TimerStatus.PENDING.value)
     fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(sa.Text)  # e.g. why an automatic trigger did nothing
 
     instance: Mapped[Instance] = relationship()
 
@@ -117,7 +119,7 @@ class Notification(db.Model):
     """Outbox: written in the transaction that causes it, sent later by a worker."""
 
     __tablename__ = "notifications"
-    __table_args__ = (sa.Index("ix_notifications_status", "status"),)
+    __table_args__ = (sa.Index("ix_notifications_status", "status", "next_attempt_at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int | None] = mapped_column(sa.ForeignKey("instances.id"), index=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("users.id"))
@@ -127,11 +129,13 @@ class Notification(db.Model):
     context: Mapped[dict] = mapped_column(JSONType, default=dict)
     status: Mapped[str] = mapped_column(sa.String(16), default=NotificationStatus.PENDING.value)
     attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set while retrying with backoff
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship(foreign_keys=[user_id])
+    on_behalf_of: Mapped[User | None] = relationship(foreign_keys=[on_behalf_of_id])
     instance: Mapped[Instance | None] = relationship()
 
 

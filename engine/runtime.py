@@ -12,12 +12,12 @@ from datetime import datetime
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError
 
-from engine import clock, deadlines, org, registry
+from engine import alarm, clock, org, registry, timers
 from engine.authority import SYSTEM, Acting, Standing, may_start
 from engine.db import db, write_transaction
 from engine.definition import ASSIGNEE, CREATOR, SigningPolicy, Transition
 from engine.errors import InvalidInput, InvalidPayload, NotAvailable, NotPermitted, UnknownInstance, VersionConflict
-from engine.models import AuditEvent, Instance, Notification, Signature, Timer, TimerStatus
+from engine.models import AuditEvent, Instance, Notification, Signature
 from engine.org import Holder, OrgUnit, User
 from engine.registry import Compiled
 
@@ -186,7 +186,7 @@ def _apply(compiled: Compiled, inst: Instance, t: Transition, loaded: dict, stor
         inst.data = ctx.doc
         inst.updated_at = now
         if model.state != from_state:
-            _leave_state(inst)
+            timers.cancel(inst)
             inst.state = model.state
             inst.state_seq += 1
             inst.state_entered_at = now
@@ -225,30 +225,22 @@ def _audit(inst: Instance, trigger: str, from_state: str | None, acting: Acting,
                               data=data, comment=comment, created_at=now))
 
 
-def _leave_state(inst: Instance) -> None:
-    db.session.execute(sa.update(Timer).where(Timer.instance_id == inst.id, Timer.status == TimerStatus.PENDING.value)
-                       .values(status=TimerStatus.CANCELLED.value))
-    inst.due_at = None
-
-
 def _enter_state(compiled: Compiled, inst: Instance, now: datetime) -> None:
     """Arm the new state's deadline and ladder, close or reopen, and tell whoever owes the step."""
     state = compiled.states[inst.state]
     inst.closed_at = now if state.final else None
-    if state.deadline:
-        due = deadlines.parse(state.deadline.due).after(now)
-        inst.due_at = due
-        timers = [(0, "deadline", due)] + [(i, r.action, deadlines.parse(r.at).after(due))
-                                           for i, r in enumerate(state.deadline.ladder, 1)]
-        db.session.add_all(Timer(instance=inst, state=inst.state, state_seq=inst.state_seq, rung=rung,
-                                 action=str(getattr(action, "value", action)), due_at=at)
-                           for rung, action, at in timers)
-    for holder in assignees(compiled, inst, now):
+    timers.arm(state, inst, now)
+    owners = assignees(compiled, inst, now)
+    for holder in owners:
         db.session.add(Notification(
             instance=inst, user_id=holder.user.id, on_behalf_of_id=_id(holder.on_behalf_of), kind="task",
             idempotency_key=f"task:{uuid.uuid4().hex}",
-            context={"workflow": inst.workflow, "state": inst.state, "org_unit": inst.org_unit.code},
+            context={"workflow": inst.workflow, "version": inst.definition_version, "state": inst.state,
+                     "org_unit": inst.org_unit.code, "org_unit_name": inst.org_unit.name,
+                     "unit_tz": inst.org_unit.timezone, "due_at": inst.due_at.isoformat() if inst.due_at else None,
+                     "owners": [h.user.name for h in owners]},
             created_at=now))
+        alarm.mail_waiting(db.session)
 
 
 def _id(user: User | None) -> int | None:

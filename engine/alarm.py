@@ -1,0 +1,42 @@
+"""The alarm clock. A transaction notes when its timers fall due and that it wrote mail; only after it
+commits are RQ jobs enqueued to wake the workers then. Redis losing them loses nothing: the reconciler
+re-arms from the database."""
+import logging
+from datetime import datetime
+
+from redis.exceptions import RedisError
+
+log = logging.getLogger(__name__)
+
+_WAKE, _MAIL = "signoff_wake", "signoff_mail"
+
+
+def wake_at(session, when: datetime) -> None:
+    session.info.setdefault(_WAKE, set()).add(when)
+
+
+def mail_waiting(session, when: datetime | None = None) -> None:
+    """Note that mail is waiting to be sent now (or, for a retry, at `when`)."""
+    session.info.setdefault(_MAIL, set()).add(when)
+
+
+def discard(session) -> None:
+    session.info.pop(_WAKE, None)
+    session.info.pop(_MAIL, None)
+
+
+def after_commit(session) -> None:
+    """Enqueue the wake-ups the committed transaction noted. Never raises: the commit already stands."""
+    wake, mail = session.info.pop(_WAKE, set()), session.info.pop(_MAIL, set())
+    if not wake and not mail:
+        return
+    from engine import jobs, queue
+
+    try:
+        q = queue.current()
+        for when in sorted({w.replace(microsecond=0) for w in wake}):
+            jobs.schedule_fire_due(q, when)
+        for when in {w.replace(microsecond=0) if w else None for w in mail}:
+            jobs.schedule_send_mail(q, when)
+    except RedisError as e:  # the reconciler will re-arm from the database
+        log.warning("could not reach Redis to schedule wake-ups: %s", e)

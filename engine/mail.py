@@ -1,0 +1,163 @@
+"""Notification emails: rendered in each recipient's language, sent over SMTP from the outbox.
+
+A sender claims pending rows with a lease (status "sending", FOR UPDATE SKIP LOCKED while claiming), sends
+each and commits its outcome at once, so a killed sender leaves at most the one message in flight to be
+sent again. Temporary failures retry with backoff; a permanent refusal, or running out of attempts, ends
+the row as failed: visible in `flask --app wsgi mail failed` and in the instance's history.
+"""
+import logging
+import smtplib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.message import EmailMessage
+from email.utils import formataddr
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from babel.dates import format_datetime, format_timedelta
+from flask import current_app
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from engine import alarm, clock, registry
+from engine.db import db, write_transaction
+from engine.models import Notification, NotificationStatus
+from engine.org import User
+
+log = logging.getLogger(__name__)
+
+BACKOFF = [timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30),
+           timedelta(hours=2)]
+LEASE = timedelta(minutes=5)
+BATCH = 100
+SENDING = "sending"
+
+_templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates" / "mail"),
+                         autoescape=select_autoescape(["html"]), trim_blocks=True, lstrip_blocks=True)
+
+
+@dataclass
+class Outcome:
+    sent: int = 0
+    retrying: int = 0
+    failed: int = 0
+
+
+class PermanentFailure(Exception):
+    pass
+
+
+def render(n: Notification, user: User, base_url: str, sender: str, now: datetime) -> EmailMessage:
+    """The email for one notification, in the recipient's language (zh unless they chose en)."""
+    lang = "en" if user.locale == "en" else "zh"
+    babel_locale = "en" if lang == "en" else "zh_Hans_CN"
+    ctx = n.context
+    wf = registry.get(ctx["workflow"], ctx.get("version")).wf
+    state = wf.state(ctx["state"])
+    tz = ZoneInfo(ctx.get("unit_tz") or "Asia/Shanghai")
+    due = datetime.fromisoformat(ctx["due_at"]) if ctx.get("due_at") else None
+    facts = {
+        "kind": n.kind, "name": user.name, "workflow": wf.title[lang], "step": state.title[lang],
+        "unit": ctx.get("org_unit_name") or ctx.get("org_unit"), "owners": ctx.get("owners") or [],
+        "due": format_datetime(due, "yyyy-MM-dd HH:mm", tzinfo=tz, locale=babel_locale) if due else None,
+        "overdue": format_timedelta(now - due, locale=babel_locale, threshold=1.5) if due and due < now else None,
+        "link": f"{base_url}/instances/{n.instance_id}",
+        "on_behalf_of": n.on_behalf_of.name if n.on_behalf_of else None,
+    }
+    msg = EmailMessage()
+    msg["Subject"] = _templates.get_template(f"subject.{lang}.txt").render(**facts).strip()
+    msg["From"] = sender
+    msg["To"] = formataddr((user.name, user.email))
+    msg["Message-ID"] = f"<{n.idempotency_key.replace(':', '.')}@signoff>"
+    msg["X-Signoff-Notification"] = str(n.id)
+    msg.set_content(_templates.get_template(f"body.{lang}.txt").render(**facts))
+    msg.add_alternative(_templates.get_template(f"body.{lang}.html").render(**facts), subtype="html")
+    return msg
+
+
+def _claim(now: datetime, limit: int) -> list[int]:
+    with write_transaction():
+        rows = db.session.scalars(
+            sa.select(Notification).where(sa.or_(
+                sa.and_(Notification.status == NotificationStatus.PENDING.value,
+                        sa.or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now)),
+                sa.and_(Notification.status == SENDING, Notification.next_attempt_at <= now)))
+            .order_by(Notification.id).limit(limit).with_for_update(skip_locked=True)).all()
+        for n in rows:
+            n.status, n.next_attempt_at = SENDING, now + LEASE
+        return [n.id for n in rows]
+
+
+def send_pending(now: datetime | None = None) -> Outcome:
+    """Send every notification that is due, until none is left; returns the counts."""
+    cfg = current_app.config
+    outcome = Outcome()
+    smtp = None
+    try:
+        while True:
+            ids = _claim(now or clock.now(), BATCH)
+            if not ids:
+                break
+            for nid in ids:
+                smtp = _send_one(nid, smtp, cfg, now, outcome)
+    finally:
+        if smtp is not None:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                pass
+    return outcome
+
+
+def _send_one(nid: int, smtp, cfg, now, outcome: Outcome):
+    n = db.session.get(Notification, nid, populate_existing=True)
+    at = now or clock.now()
+    user = n.user
+    error, permanent = None, False
+    try:
+        msg = render(n, user, cfg["BASE_URL"], cfg["MAIL_FROM"], at)
+        smtp = smtp or _connect(cfg)
+        refused = smtp.send_message(msg)
+        if refused:
+            raise PermanentFailure(f"refused: {refused}")
+    except smtplib.SMTPRecipientsRefused as e:
+        error, permanent = f"recipient refused: {e.recipients}", True
+    except smtplib.SMTPResponseException as e:
+        error, permanent = f"{e.smtp_code} {e.smtp_error!r}", 500 <= e.smtp_code < 600
+        smtp = None if not permanent else smtp
+    except PermanentFailure as e:
+        error, permanent = str(e), True
+    except (smtplib.SMTPException, OSError) as e:
+        error, smtp = f"{type(e).__name__}: {e}", None
+    with write_transaction():
+        n = db.session.get(Notification, nid, populate_existing=True)
+        n.attempts += 1
+        if error is None:
+            n.status, n.sent_at, n.next_attempt_at, n.last_error = NotificationStatus.SENT.value, at, None, None
+            outcome.sent += 1
+        elif permanent or n.attempts > len(BACKOFF):
+            n.status, n.next_attempt_at, n.last_error = NotificationStatus.FAILED.value, None, error
+            outcome.failed += 1
+            log.error("notification %s to %s failed for good: %s", n.id, user.email, error)
+        else:
+            n.status, n.last_error = NotificationStatus.PENDING.value, error
+            n.next_attempt_at = at + BACKOFF[n.attempts - 1]
+            outcome.retrying += 1
+            alarm.mail_waiting(db.session, n.next_attempt_at)
+    return smtp
+
+
+def _connect(cfg) -> smtplib.SMTP:
+    cls = smtplib.SMTP_SSL if cfg["MAIL_USE_SSL"] else smtplib.SMTP
+    smtp = cls(cfg["MAIL_SERVER"], cfg["MAIL_PORT"], timeout=cfg["MAIL_TIMEOUT"])
+    if cfg["MAIL_USE_TLS"]:
+        smtp.starttls()
+    if cfg["MAIL_USERNAME"]:
+        smtp.login(cfg["MAIL_USERNAME"], cfg["MAIL_PASSWORD"])
+    return smtp
+
+
+def failed() -> list[Notification]:
+    """Notifications that ended as failed, newest first (for `mail failed`)."""
+    return db.session.scalars(sa.select(Notification).where(Notification.status == NotificationStatus.FAILED.value)
+                              .order_by(Notification.id.desc())).all()

@@ -1,0 +1,213 @@
+"""Deadlines and escalation ladders: armed as rows on entering a state, fired in batches when due.
+
+Firing claims due rows with FOR UPDATE SKIP LOCKED (PostgreSQL; SQLite serialises writers), locks their
+instances the same way, re-checks each is still in the state visit that armed it, and in one transaction
+writes the notifications, fires automatic triggers through the engine and marks the rows fired. A worker
+killed mid-batch rolls the whole batch back; another worker fires it. Each rung fires at most once.
+"""
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+
+from engine import alarm, calendar, clock, deadlines, org, registry
+from engine.db import db, write_transaction
+from engine.definition import RungAction, State
+from engine.errors import EngineError
+from engine.models import Instance, Notification, Timer, TimerStatus
+from engine.org import Holder, OrgUnit, Role
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+RECONCILE_INTERVAL = 30  # seconds; wiping Redis delays a deadline by at most this much
+
+
+def env_for(inst: Instance) -> deadlines.Env:
+    unit = inst.org_unit
+    return deadlines.Env(ZoneInfo(unit.timezone), unit.opens_at, unit.closes_at, calendar.current(), inst.data)
+
+
+def arm(state: State, inst: Instance, now: datetime) -> None:
+    """Write the timer rows of `state` for the instance entering it (inside the caller's transaction)."""
+    if not state.deadline:
+        inst.due_at = None
+        return
+    env = env_for(inst)
+    due = deadlines.parse(state.deadline.due).resolve(now, env)
+    inst.due_at = due
+    rows = [(0, "deadline", due)] + [(i, _value(r.action), deadlines.parse(r.at).resolve(due, env))
+                                     for i, r in enumerate(state.deadline.ladder, 1)]
+    db.session.add_all(Timer(instance=inst, state=inst.state, state_seq=inst.state_seq, rung=rung, action=action,
+                             due_at=at) for rung, action, at in rows)
+    for _, _, at in rows:
+        alarm.wake_at(db.session, at)
+
+
+def cancel(inst: Instance) -> None:
+    """Cancel the pending timers of the state the instance is leaving."""
+    db.session.execute(sa.update(Timer).where(Timer.instance_id == inst.id, Timer.status == TimerStatus.PENDING.value)
+                       .values(status=TimerStatus.CANCELLED.value), execution_options={"synchronize_session": False})
+    inst.due_at = None
+
+
+def count_due(now: datetime | None = None) -> int:
+    due = db.session.scalar(sa.select(sa.func.count()).select_from(Timer).where(
+        Timer.status == TimerStatus.PENDING.value, Timer.due_at <= (now or clock.now())))
+    db.session.commit()
+    return due
+
+
+@dataclass
+class Run:
+    fired: int = 0
+    skipped: int = 0
+    busy: int = 0  # instance locked by someone acting on it right now: left for the next run
+
+
+def run_due(now: datetime | None = None, batch: int = BATCH) -> Run:
+    """Fire every timer due at `now` (default: the clock), batch by batch, until none is left."""
+    run = Run()
+    busy_ids: set[int] = set()
+    while True:
+        with write_transaction():
+            at = now or clock.now()
+            q = (sa.select(Timer).where(Timer.status == TimerStatus.PENDING.value, Timer.due_at <= at)
+                 .order_by(Timer.due_at, Timer.id).limit(batch).with_for_update(skip_locked=True)
+                 .execution_options(populate_existing=True))
+            if busy_ids:
+                q = q.where(Timer.id.not_in(busy_ids))
+            timers = db.session.scalars(q).all()
+            if not timers:
+                break
+            _fire_batch(timers, at, run, busy_ids)
+    if busy_ids:
+        alarm.wake_at(db.session, (now or clock.now()) + timedelta(seconds=2))
+        alarm.after_commit(db.session)
+    return run
+
+
+def _fire_batch(timers: list[Timer], now: datetime, run: Run, busy_ids: set[int]) -> None:
+    ids = {t.instance_id for t in timers}
+    locked = {i.id: i for i in db.session.scalars(
+        sa.select(Instance).where(Instance.id.in_(ids)).with_for_update(skip_locked=True)
+        .execution_options(populate_existing=True))}
+    for timer in timers:
+        inst = locked.get(timer.instance_id)
+        if inst is None:
+            busy_ids.add(timer.id)
+            run.busy += 1
+            continue
+        if (inst.state, inst.state_seq) != (timer.state, timer.state_seq):
+            timer.status = TimerStatus.SKIPPED.value
+            run.skipped += 1
+            continue
+        _fire_one(timer, inst, now)
+        timer.status, timer.fired_at = TimerStatus.FIRED.value, clock.now()
+        run.fired += 1
+
+
+def _fire_one(timer: Timer, inst: Instance, now: datetime) -> None:
+    from engine.runtime import apply_trigger, assignees
+
+    compiled = registry.get(inst.workflow, inst.definition_version)
+    if timer.rung == 0:
+        return  # the deadline itself: the step is overdue from now on (instance.due_at says so)
+    rung = compiled.states[timer.state].deadline.ladder[timer.rung - 1]
+    if rung.action == RungAction.FIRE:
+        try:
+            with db.session.begin_nested():
+                apply_trigger(inst.id, rung.trigger, None, lock=False)
+        except EngineError as e:
+            timer.note = f"{rung.trigger}: {e.message}"
+            log.warning("timer %s on instance %s: %s", timer.id, inst.id, timer.note)
+        return
+    owners = assignees(compiled, inst, now)
+    if rung.action == RungAction.REMIND:
+        recipients = owners
+    else:
+        recipients = escalation_recipients(compiled, inst, owners, rung.to, now)
+    context = _context(compiled, inst, owners, timer, rung.to)
+    for holder in _unique(recipients):
+        db.session.add(Notification(
+            instance_id=inst.id, user_id=holder.user.id, on_behalf_of_id=holder.on_behalf_of and holder.on_behalf_of.id,
+            kind=_value(rung.action), idempotency_key=f"timer:{timer.id}:{holder.user.id}",
+            context=context, created_at=now))
+        alarm.mail_waiting(db.session)
+
+
+def escalation_recipients(compiled, inst: Instance, owners: list[Holder], to: str, at: datetime) -> list[Holder]:
+    """Resolve a rung's recipient rule now: manager (of whoever owes the step), manager+N, or role:R."""
+    if to.startswith("role:"):
+        return org.holders(to[5:], inst.org_unit, at)
+    if to == "assignee":
+        return owners
+    levels = 1 + (int(to[8:]) if to.startswith("manager+") else 0)
+    people = [h.on_behalf_of or h.user for h in owners]
+    found: list[Holder] = []
+    if not people:  # a vacancy: nobody owes the step, so the first level is whom its role reports to
+        role = compiled.states[inst.state].assignee
+        bosses = org.REPORTS_TO.get(Role(role), ()) if role in {r.value for r in Role} else ()
+        found = [h for boss in bosses for h in org.holders(boss.value, inst.org_unit, at)]
+        people, levels = [h.on_behalf_of or h.user for h in found], levels - 1
+    for _ in range(levels):
+        found = [m for p in people for m in org.manager_of(p, inst.org_unit, at)]
+        people = [h.on_behalf_of or h.user for h in found]
+    return found
+
+
+def _value(action) -> str:
+    return str(getattr(action, "value", action))
+
+
+def _unique(holders: list[Holder]) -> list[Holder]:
+    seen, result = set(), []
+    for h in holders:
+        if h.user.id not in seen:
+            seen.add(h.user.id)
+            result.append(h)
+    return result
+
+
+def _context(compiled, inst: Instance, owners: list[Holder], timer: Timer, to: str) -> dict:
+    """The facts an email states, as of the moment the rung fired."""
+    return {"workflow": inst.workflow, "version": inst.definition_version, "state": inst.state,
+            "org_unit": inst.org_unit.code, "org_unit_name": inst.org_unit.name, "unit_tz": inst.org_unit.timezone,
+            "due_at": inst.due_at.isoformat() if inst.due_at else None, "rung": timer.rung, "to": to,
+            "owners": [h.user.name for h in owners]}
+
+
+def reconcile(now: datetime | None = None, horizon: int = 2 * RECONCILE_INTERVAL) -> int:
+    """Re-arm Redis from the database: a wake-up for each distinct due second within `horizon` seconds,
+    one now if anything is already due, and the mail sender if mail is waiting. Returns wake-ups armed."""
+    from engine import jobs, queue
+
+    now = now or clock.now()
+    q = queue.current()
+    dues = db.session.scalars(
+        sa.select(Timer.due_at).where(Timer.status == TimerStatus.PENDING.value,
+                                      Timer.due_at <= now + timedelta(seconds=horizon)).distinct()).all()
+    seconds = {max(d, now).replace(microsecond=0) for d in dues}
+    for when in sorted(seconds):
+        jobs.schedule_fire_due(q, when)
+    if db.session.scalar(sa.select(Notification.id).where(
+            Notification.status == "pending",
+            sa.or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now)).limit(1)):
+        jobs.schedule_send_mail(q)
+    db.session.commit()
+    return len(seconds)
+
+
+def pending(overdue_only: bool = False, org_code: str | None = None, now: datetime | None = None):
+    """Pending timers with their instance and unit, soonest first (for `timers list`)."""
+    now = now or clock.now()
+    q = (sa.select(Timer, Instance, OrgUnit).join(Instance, Timer.instance_id == Instance.id)
+         .join(OrgUnit, Instance.org_unit_id == OrgUnit.id).where(Timer.status == TimerStatus.PENDING.value)
+         .order_by(Timer.due_at, Timer.id))
+    if overdue_only:
+        q = q.where(Timer.due_at <= now)
+    if org_code:
+        q = q.where(OrgUnit.path.startswith(org.unit_by_code(org_code).path))
+    return db.session.execute(q).all()
