@@ -10,15 +10,19 @@ from datetime import datetime
 
 from rq import Queue, Worker
 
-from engine import mail, queue, timers
+from engine import clock, mail, queue, timers
 from engine.db import db
 
 log = logging.getLogger(__name__)
 
 
 def schedule_fire_due(q: Queue, when: datetime) -> None:
-    q.enqueue_at(when, fire_due, job_id=f"signoff-wake-{int(when.timestamp())}", result_ttl=60,
-                 failure_ttl=3600)
+    """Wake a worker at `when` (at once if that has passed) to fire what is due."""
+    if when <= clock.now():
+        q.enqueue(fire_due, job_id="signoff-wake-now", result_ttl=0, failure_ttl=3600)
+    else:
+        q.enqueue_at(when, fire_due, job_id=f"signoff-wake-{int(when.timestamp())}", result_ttl=0,
+                     failure_ttl=3600)
 
 
 def schedule_send_mail(q: Queue, when: datetime | None = None) -> None:

@@ -13,7 +13,7 @@ from flask_migrate import upgrade
 
 import config
 from engine import clock as engine_clock
-from engine import org
+from engine import calendar, org
 from engine.db import db
 from web import create_app
 
@@ -48,6 +48,7 @@ def _clean_tables(request):
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")
+    calendar.invalidate()
     with app.app_context():
         db.session.rollback()
         tables = [t.name for t in reversed(db.metadata.sorted_tables)]
@@ -125,3 +126,72 @@ def people(ctx):
                                     [tuple(r.split("@")) for r in roles], locale="en" if login == "south" else "zh")
     db.session.commit()
     return users
+
+
+# ---- real Redis, real RQ workers, a real SMTP server --------------------------------------------------
+
+class Inbox:
+    """What the SMTP server received: parsed messages, in arrival order."""
+
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        import email
+        from email import policy
+
+        msg = email.message_from_bytes(envelope.content, policy=policy.default)
+        self.messages.append(msg)
+        return "250 OK"
+
+    def to(self, address):
+        return [m for m in self.messages if address in m["To"]]
+
+    def subjects(self):
+        return [str(m["Subject"]) for m in self.messages]
+
+
+@pytest.fixture
+def smtp(app, monkeypatch):
+    """A real SMTP server (aiosmtpd) on a free loopback port; the app sends to it."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    monkeypatch.setitem(app.config, "MAIL_SERVER", "127.0.0.1")
+    monkeypatch.setitem(app.config, "MAIL_PORT", port)
+    inbox.controller = controller
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def rq_queue(ctx):
+    """The app's RQ queue on a real Redis (TEST_REDIS_URL, else the embedded one), emptied before and after."""
+    from engine import queue
+
+    q = queue.current()
+    q.connection.flushdb()
+    yield q
+    q.connection.flushdb()
+
+
+@pytest.fixture
+def work(app, rq_queue):
+    """Run a real RQ worker in burst mode (it reconciles timers first, like every worker's maintenance)."""
+    from engine.jobs import AppWorker
+
+    def run():
+        AppWorker.app = app
+        worker = AppWorker([rq_queue], connection=rq_queue.connection)
+        worker.work(burst=True, with_scheduler=True, logging_level="WARNING")
+        db.session.rollback()  # end this session's snapshot and forget its objects: see what the worker did
+        db.session.expire_all()
+
+    return run

@@ -72,3 +72,20 @@ def versioned(version: int, final_title: str) -> Workflow:
 
 
 FUNCTIONS = {"balanced": balanced}
+
+
+# An unattended step closes itself when its deadline passes.
+AUTO = Workflow(
+    name="test_auto", version=1, title=t("自动", "Auto"), initial="open",
+    start_roles=("assistant",), start_schema=Empty,
+    states=(
+        State("open", t("待处理", "Open"), assignee="store_manager",
+              deadline=Deadline("1 hour", ladder=(Rung("0", "fire", trigger="expire"),))),
+        State("expired", t("已过期", "Expired"), final=True),
+        State("done", t("完成", "Done"), final=True),
+    ),
+    transitions=(
+        Transition("finish", "open", "done", roles=("store_manager",), schema=Empty),
+        Transition("expire", "open", "expired", schema=Empty),
+    ),
+)

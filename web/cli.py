@@ -1,18 +1,23 @@
 """`flask --app wsgi …` commands. Each calls the engine; bad arguments give a message and exit code 1."""
 import functools
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
+from engine import calendar, clock, mail, org, registry, timers, tokens
 from engine import demo as demo_data
-from engine import org, registry, tokens
 from engine.db import db
 from engine.errors import DefinitionError, EngineError
 
 org_cli = AppGroup("org", help="Org units: company, regions, stores, teams.")
 users_cli = AppGroup("users", help="People, their roles and API tokens.")
 workflows_cli = AppGroup("workflows", help="Workflow definitions.")
+calendar_cli = AppGroup("calendar", help="The business calendar: holidays, 调休 make-up days, overrides.")
+timers_cli = AppGroup("timers", help="Deadlines, reminders and escalations.")
+mail_cli = AppGroup("mail", help="Notification emails.")
 
 
 def clear_errors(fn):
@@ -123,15 +128,102 @@ def demo():
 @click.command("worker")
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst):
-    """Run an RQ worker (with scheduler) on the configured Redis."""
-    from rq import Worker
-
+    """Run an RQ worker (with scheduler): fires due timers, sends mail, reconciles Redis with the database."""
     from engine import queue
+    from engine.jobs import AppWorker
 
-    q = queue.queue(current_app.config["SIGNOFF_CONFIG"])
-    Worker([q], connection=q.connection).work(with_scheduler=True, burst=burst)
+    q = queue.current()
+    AppWorker.app = current_app._get_current_object()
+    w = AppWorker([q], connection=q.connection, maintenance_interval=timers.RECONCILE_INTERVAL,
+                  worker_ttl=timers.RECONCILE_INTERVAL + 15)
+    w.work(with_scheduler=True, burst=burst)
+
+
+@calendar_cli.command("show")
+@click.argument("month", metavar="YYYY-MM")
+def calendar_show(month):
+    """Each day of MONTH: working or not, and why."""
+    try:
+        year, mon = (int(p) for p in month.split("-"))
+        days = calendar.month_days(year, mon)
+    except ValueError:
+        raise click.BadParameter(f"'{month}' is not YYYY-MM", param_hint="MONTH") from None
+    for day, working, why in days:
+        click.echo(f"{day.isoformat()} {day.strftime('%a')}  {'working' if working else 'off    '}  {why}".rstrip())
+
+
+@calendar_cli.command("set")
+@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD")
+@click.option("--working/--holiday", required=True, help="Make the day a working day, or a day off.")
+@click.option("--note", default="")
+def calendar_set(day, working, note):
+    """Override one day (e.g. next year's 调休 before the holidays package knows them)."""
+    calendar.set_day(day.date(), working, note)
+    click.echo(f"{day.date().isoformat()} is now {'a working day' if working else 'a day off'}")
+
+
+def _instant(value: str | None):
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"'{value}' is not an ISO datetime", param_hint="--now") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
+    return parsed.astimezone(UTC)
+
+
+@timers_cli.command("list")
+@click.option("--overdue", is_flag=True, help="Only those already due.")
+@click.option("--org", "org_code", help="Only this org unit and the units below it.")
+@clear_errors
+def timers_list(overdue, org_code):
+    """Pending timers, soonest first."""
+    tz = ZoneInfo(current_app.config["TIMEZONE"])
+    for timer, inst, unit in timers.pending(overdue, org_code):
+        click.echo(f"{timer.due_at.astimezone(tz):%Y-%m-%d %H:%M}  {unit.code:<8} #{inst.id} {inst.workflow}"
+                   f"/{timer.state}  rung {timer.rung}: {timer.action}")
+
+
+@timers_cli.command("run-due")
+@click.option("--now", "now_text", metavar="ISO-DATETIME", help="Fire as if it were this time (needs "
+              "ALLOW_TIME_TRAVEL when later than the real time).")
+def timers_run_due(now_text):
+    """Fire everything due up to now, exactly as the worker would (catch up after downtime)."""
+    now = _instant(now_text)
+    if now and now > clock.now() and not current_app.config["ALLOW_TIME_TRAVEL"]:
+        raise click.ClickException("--now is later than the real time; only allowed where ALLOW_TIME_TRAVEL is set")
+    run = timers.run_due(now)
+    click.echo(f"fired {run.fired}, skipped {run.skipped}, busy {run.busy}")
+    outcome = mail.send_pending(now)
+    click.echo(f"mail: sent {outcome.sent}, retrying {outcome.retrying}, failed {outcome.failed}")
+
+
+@timers_cli.command("reconcile")
+def timers_reconcile():
+    """Re-arm Redis from the database (after Redis lost its data)."""
+    click.echo(f"armed {timers.reconcile()} wake-ups")
+
+
+@mail_cli.command("failed")
+def mail_failed():
+    """Notifications that could not be delivered after all retries."""
+    rows = mail.failed()
+    for n in rows:
+        click.echo(f"#{n.id}  instance {n.instance_id}  {n.kind}  to {n.user.login} <{n.user.email}>  "
+                   f"after {n.attempts} attempt(s): {n.last_error}")
+    if not rows:
+        click.echo("no failed mail")
+
+
+@mail_cli.command("send")
+def mail_send():
+    """Send the waiting mail now (the worker does this by itself)."""
+    outcome = mail.send_pending()
+    click.echo(f"sent {outcome.sent}, retrying {outcome.retrying}, failed {outcome.failed}")
 
 
 def init_app(app) -> None:
-    for command in (org_cli, users_cli, workflows_cli, demo, worker):
+    for command in (org_cli, users_cli, workflows_cli, calendar_cli, timers_cli, mail_cli, demo, worker):
         app.cli.add_command(command)
