@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 import config
-from engine import clock as engine_clock
 from engine import calendar, org
+from engine import clock as engine_clock
 from engine.db import db
 from web import create_app
 
