@@ -10,8 +10,9 @@ from engine.errors import (
                            UnknownWorkflow,
                            VersionConflict,
 )
+from engine.history import history
 from engine.inbox import inbox
 from engine.runtime import assignees, available_actions, fire, start
 
-__all__ = ["start", "fire", "available_actions", "assignees", "inbox", "EngineError", "InvalidInput",
+__all__ = ["start", "fire", "available_actions", "assignees", "inbox", "history", "EngineError", "InvalidInput",
            "InvalidPayload", "NotAvailable", "NotPermitted", "UnknownInstance", "UnknownWorkflow", "VersionConflict"]

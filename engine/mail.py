@@ -136,7 +136,8 @@ def _send_one(nid: int, smtp, cfg, now, outcome: Outcome):
             n.status, n.sent_at, n.next_attempt_at, n.last_error = NotificationStatus.SENT.value, at, None, None
             outcome.sent += 1
         elif permanent or n.attempts > len(BACKOFF):
-            n.status, n.next_attempt_at, n.last_error = NotificationStatus.FAILED.value, None, error
+            # sent_at records when it was given up on, so the instance's history can place it
+            n.status, n.next_attempt_at, n.last_error, n.sent_at = NotificationStatus.FAILED.value, None, error, at
             outcome.failed += 1
             log.error("notification %s to %s failed for good: %s", n.id, user.email, error)
         else:

@@ -135,6 +135,14 @@ class Inbox:
 
     def __init__(self):
         self.messages = []
+        self.refuse = set()  # addresses answered with 550
+        self.controller = None
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         import email
@@ -143,6 +151,17 @@ class Inbox:
         msg = email.message_from_bytes(envelope.content, policy=policy.default)
         self.messages.append(msg)
         return "250 OK"
+
+    def start(self):
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self):
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     def to(self, address):
         return [m for m in self.messages if address in m["To"]]
@@ -153,22 +172,20 @@ class Inbox:
 
 @pytest.fixture
 def smtp(app, monkeypatch):
-    """A real SMTP server (aiosmtpd) on a free loopback port; the app sends to it."""
+    """A real SMTP server (aiosmtpd) on a free loopback port; the app sends to it. `smtp.stop()` takes it
+    down and `smtp.start()` brings it back on the same port."""
     import socket
-
-    from aiosmtpd.controller import Controller
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
+    inbox.port = port
     monkeypatch.setitem(app.config, "MAIL_SERVER", "127.0.0.1")
     monkeypatch.setitem(app.config, "MAIL_PORT", port)
-    inbox.controller = controller
+    inbox.start()
     yield inbox
-    controller.stop()
+    inbox.stop()
 
 
 @pytest.fixture
