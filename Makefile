@@ -34,3 +34,7 @@ lint: install-dev
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache
+
+## Benchmarks (never part of the tests): PostgreSQL and Redis on this machine.
+bench: install-dev
+	$(BIN)/python -m bench.deadlines

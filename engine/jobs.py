@@ -6,7 +6,8 @@ and re-armed by the reconciler that every worker runs each RECONCILE_INTERVAL.
 """
 import logging
 import os
-from datetime import datetime
+import time
+from datetime import datetime, timedelta
 
 from rq import Queue, Worker
 
@@ -16,13 +17,19 @@ from engine.db import db
 log = logging.getLogger(__name__)
 
 
+# RQ's scheduler looks for due jobs once a second, and a forked job takes a moment to start: wake a little
+# early and wait for the instant itself, so month-end's deadlines fire on the second.
+EARLY = timedelta(seconds=2)
+
+
 def schedule_fire_due(q: Queue, when: datetime) -> None:
-    """Wake a worker at `when` (at once if that has passed) to fire what is due."""
-    if when <= clock.now():
+    """Wake a worker just before `when` (at once if that has passed) to fire what is due then."""
+    now = clock.now()
+    if when <= now:
         q.enqueue(fire_due, job_id="signoff-wake-now", result_ttl=0, failure_ttl=3600)
     else:
-        q.enqueue_at(when, fire_due, job_id=f"signoff-wake-{int(when.timestamp())}", result_ttl=0,
-                     failure_ttl=3600)
+        q.enqueue_at(max(when - EARLY, now), fire_due, until=when.isoformat(),
+                     job_id=f"signoff-wake-{int(when.timestamp())}", result_ttl=0, failure_ttl=3600)
 
 
 def schedule_send_mail(q: Queue, when: datetime | None = None) -> None:
@@ -32,23 +39,33 @@ def schedule_send_mail(q: Queue, when: datetime | None = None) -> None:
         q.enqueue_at(when, send_mail, job_id=f"signoff-mail-{int(when.timestamp())}", result_ttl=0)
 
 
-def fire_due() -> dict:
-    """Fire every due timer. When many are due, ask the idle workers to help (they claim disjoint batches
-    with SKIP LOCKED), so month-end does not wait on one process."""
-    due = timers.count_due()
+def fire_due(until: str | None = None) -> dict:
+    """Fire every due timer (waiting first for `until`, the instant this wake-up was set for). When many are
+    due, ask the idle workers to help: they claim disjoint batches with SKIP LOCKED."""
+    target = datetime.fromisoformat(until) if until else None
+    due = timers.count_due(target)
     if due > timers.BATCH:
         q = queue.current()
         for i in range(min(Worker.count(queue=q) - 1, due // timers.BATCH)):
-            q.enqueue(fire_due_helper, job_id=f"signoff-help-{i}", result_ttl=0)
-    return timers.run_due().__dict__
+            q.enqueue(fire_due_helper, until, job_id=f"signoff-help-{i}", result_ttl=0)
+    return fire_due_helper(until)
 
 
-def fire_due_helper() -> dict:
-    return timers.run_due().__dict__
+def fire_due_helper(until: str | None = None) -> dict:
+    if until:
+        wait = (datetime.fromisoformat(until) - clock.now()).total_seconds()
+        if 0 < wait <= EARLY.total_seconds() + 1:  # woken early on purpose; never sleep on a clock far behind
+            time.sleep(wait)
+    return _summary(timers.run_due())
+
+
+def _summary(run: timers.Run) -> dict:
+    return {"fired": run.fired, "skipped": run.skipped, "busy": run.busy}
 
 
 def send_mail() -> dict:
-    return mail.send_pending().__dict__
+    outcome = mail.send_pending()
+    return {"sent": outcome.sent, "retrying": outcome.retrying, "failed": outcome.failed}
 
 
 def reconcile() -> int:

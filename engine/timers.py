@@ -6,7 +6,7 @@ writes the notifications, fires automatic triggers through the engine and marks 
 killed mid-batch rolls the whole batch back; another worker fires it. Each rung fires at most once.
 """
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from engine import alarm, calendar, clock, deadlines, org, registry
 from engine.db import db, write_transaction
 from engine.definition import RungAction, State
-from engine.errors import EngineError
+from engine.errors import EngineError, InvalidPayload
 from engine.models import Instance, Notification, Timer, TimerStatus
 from engine.org import Holder, OrgUnit, Role
 
@@ -36,10 +36,13 @@ def arm(state: State, inst: Instance, now: datetime) -> None:
         inst.due_at = None
         return
     env = env_for(inst)
-    due = deadlines.parse(state.deadline.due).resolve(now, env)
+    try:
+        due = deadlines.parse(state.deadline.due).resolve(now, env)
+        rows = [(0, "deadline", due)] + [(i, _value(r.action), deadlines.parse(r.at).resolve(due, env))
+                                         for i, r in enumerate(state.deadline.ladder, 1)]
+    except ValueError as e:  # e.g. "30 minutes after handover_at" and the data has no handover_at
+        raise InvalidPayload({"data": [f"cannot compute the deadline of '{state.name}': {e}"]}) from None
     inst.due_at = due
-    rows = [(0, "deadline", due)] + [(i, _value(r.action), deadlines.parse(r.at).resolve(due, env))
-                                     for i, r in enumerate(state.deadline.ladder, 1)]
     db.session.add_all(Timer(instance=inst, state=inst.state, state_seq=inst.state_seq, rung=rung, action=action,
                              due_at=at) for rung, action, at in rows)
     for _, _, at in rows:
@@ -65,6 +68,8 @@ class Run:
     fired: int = 0
     skipped: int = 0
     busy: int = 0  # instance locked by someone acting on it right now: left for the next run
+    # Who is told what, resolved once per step and unit for the whole run (a run lasts seconds).
+    memo: dict = field(default_factory=dict, repr=False)
 
 
 def run_due(now: datetime | None = None, batch: int = BATCH) -> Run:
@@ -74,12 +79,13 @@ def run_due(now: datetime | None = None, batch: int = BATCH) -> Run:
     while True:
         with write_transaction():
             at = now or clock.now()
-            q = (sa.select(Timer).where(Timer.status == TimerStatus.PENDING.value, Timer.due_at <= at)
-                 .order_by(Timer.due_at, Timer.id).limit(batch).with_for_update(skip_locked=True)
-                 .execution_options(populate_existing=True))
+            # Plain rows, not ORM objects: a batch is written back with a few bulk statements.
+            q = (sa.select(Timer.id, Timer.instance_id, Timer.state, Timer.state_seq, Timer.rung)
+                 .where(Timer.status == TimerStatus.PENDING.value, Timer.due_at <= at)
+                 .order_by(Timer.due_at, Timer.id).limit(batch).with_for_update(skip_locked=True))
             if busy_ids:
                 q = q.where(Timer.id.not_in(busy_ids))
-            timers = db.session.scalars(q).all()
+            timers = db.session.execute(q).all()
             if not timers:
                 break
             _fire_batch(timers, at, run, busy_ids)
@@ -89,27 +95,58 @@ def run_due(now: datetime | None = None, batch: int = BATCH) -> Run:
     return run
 
 
-def _fire_batch(timers: list[Timer], now: datetime, run: Run, busy_ids: set[int]) -> None:
+def _fire_batch(timers: list, now: datetime, run: Run, busy_ids: set[int]) -> None:
     ids = {t.instance_id for t in timers}
     locked = {i.id: i for i in db.session.scalars(
         sa.select(Instance).where(Instance.id.in_(ids)).with_for_update(skip_locked=True)
         .execution_options(populate_existing=True))}
+    batch = _Batch(now, run.memo)
     for timer in timers:
         inst = locked.get(timer.instance_id)
         if inst is None:
             busy_ids.add(timer.id)
             run.busy += 1
-            continue
-        if (inst.state, inst.state_seq) != (timer.state, timer.state_seq):
-            timer.status = TimerStatus.SKIPPED.value
-            run.skipped += 1
-            continue
-        _fire_one(timer, inst, now)
-        timer.status, timer.fired_at = TimerStatus.FIRED.value, clock.now()
-        run.fired += 1
+        elif (inst.state, inst.state_seq) != (timer.state, timer.state_seq):
+            batch.skipped.append(timer.id)
+        else:
+            _fire_one(timer, inst, batch)
+            batch.fired.append(timer.id)
+    batch.write()
+    run.fired += len(batch.fired)
+    run.skipped += len(batch.skipped)
 
 
-def _fire_one(timer: Timer, inst: Instance, now: datetime) -> None:
+class _Batch:
+    """What one batch writes, gathered so it is written in a few statements."""
+
+    def __init__(self, now: datetime, memo: dict):
+        self.now = now
+        self.fired: list[int] = []
+        self.skipped: list[int] = []
+        self.notes: dict[int, str] = {}
+        self.notifications: list[dict] = []
+        self._memo = memo
+
+    def memo(self, key, compute):
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    def write(self) -> None:
+        if self.notifications:
+            db.session.execute(sa.insert(Notification), self.notifications)
+            alarm.mail_waiting(db.session)
+        done = clock.now()
+        for status, ids in ((TimerStatus.FIRED, self.fired), (TimerStatus.SKIPPED, self.skipped)):
+            if ids:
+                db.session.execute(sa.update(Timer).where(Timer.id.in_(ids)).values(status=status.value, fired_at=done),
+                                   execution_options={"synchronize_session": False})
+        for timer_id, note in self.notes.items():
+            db.session.execute(sa.update(Timer).where(Timer.id == timer_id).values(note=note),
+                               execution_options={"synchronize_session": False})
+
+
+def _fire_one(timer, inst: Instance, batch: _Batch) -> None:
     from engine.runtime import apply_trigger, assignees
 
     compiled = registry.get(inst.workflow, inst.definition_version)
@@ -121,21 +158,25 @@ def _fire_one(timer: Timer, inst: Instance, now: datetime) -> None:
             with db.session.begin_nested():
                 apply_trigger(inst.id, rung.trigger, None, lock=False)
         except EngineError as e:
-            timer.note = f"{rung.trigger}: {e.message}"
-            log.warning("timer %s on instance %s: %s", timer.id, inst.id, timer.note)
+            batch.notes[timer.id] = f"{rung.trigger}: {e.message}"
+            log.warning("timer %s on instance %s: %s", timer.id, inst.id, batch.notes[timer.id])
         return
-    owners = assignees(compiled, inst, now)
+    # Whoever owes a step depends on the step, the unit and (for creator/assignee rules) the people on it.
+    step = (compiled.name, compiled.version, timer.state, inst.org_unit_id, inst.created_by_id, inst.assignee_id)
+    owners = batch.memo(("owners", *step), lambda: assignees(compiled, inst, batch.now))
     if rung.action == RungAction.REMIND:
         recipients = owners
     else:
-        recipients = escalation_recipients(compiled, inst, owners, rung.to, now)
-    context = _context(compiled, inst, owners, timer, rung.to)
+        recipients = batch.memo((rung.to, *step),
+                                lambda: escalation_recipients(compiled, inst, owners, rung.to, batch.now))
+    context = {**batch.memo(("context", rung.to, *step), lambda: _context(inst, owners, rung.to)),
+               "due_at": inst.due_at.isoformat() if inst.due_at else None, "rung": timer.rung}
     for holder in _unique(recipients):
-        db.session.add(Notification(
-            instance_id=inst.id, user_id=holder.user.id, on_behalf_of_id=holder.on_behalf_of and holder.on_behalf_of.id,
-            kind=_value(rung.action), idempotency_key=f"timer:{timer.id}:{holder.user.id}",
-            context=context, created_at=now))
-        alarm.mail_waiting(db.session)
+        batch.notifications.append({
+            "instance_id": inst.id, "user_id": holder.user.id,
+            "on_behalf_of_id": holder.on_behalf_of.id if holder.on_behalf_of else None, "kind": _value(rung.action),
+            "idempotency_key": f"timer:{timer.id}:{holder.user.id}", "context": context, "status": "pending",
+            "attempts": 0, "created_at": batch.now})
 
 
 def escalation_recipients(compiled, inst: Instance, owners: list[Holder], to: str, at: datetime) -> list[Holder]:
@@ -171,11 +212,11 @@ def _unique(holders: list[Holder]) -> list[Holder]:
     return result
 
 
-def _context(compiled, inst: Instance, owners: list[Holder], timer: Timer, to: str) -> dict:
-    """The facts an email states, as of the moment the rung fired."""
+def _context(inst: Instance, owners: list[Holder], to: str) -> dict:
+    """The facts an email states about the step, as of the moment the rung fired."""
+    unit = inst.org_unit
     return {"workflow": inst.workflow, "version": inst.definition_version, "state": inst.state,
-            "org_unit": inst.org_unit.code, "org_unit_name": inst.org_unit.name, "unit_tz": inst.org_unit.timezone,
-            "due_at": inst.due_at.isoformat() if inst.due_at else None, "rung": timer.rung, "to": to,
+            "org_unit": unit.code, "org_unit_name": unit.name, "unit_tz": unit.timezone, "to": to,
             "owners": [h.user.name for h in owners]}
 
 

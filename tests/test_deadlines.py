@@ -169,3 +169,30 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(app, people, clo
     ids = [m["Message-ID"] for m in smtp.messages]
     assert len(ids) == len(set(ids))
     assert len(insts) == 30
+
+
+def _run_due(app, barrier, results):
+    with app.app_context():
+        db.engine.dispose(close=False)
+        barrier.wait()
+        results.put(timers.run_due(batch=25).fired)
+
+
+def test_two_workers_never_fire_the_same_rung(app, people, clock):
+    for _ in range(20):
+        for unit, by in [("S1", "a1"), ("S2", "a2"), ("S3", "a3")]:
+            submitted(people, unit=unit, by=by)
+    clock.advance(hours=9)  # all four timers of each of the 60 instances are due
+    mp = multiprocessing.get_context("fork")
+    barrier, results = mp.Barrier(2), mp.Queue()
+    procs = [mp.Process(target=_run_due, args=(app, barrier, results)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    counts = [results.get(timeout=5) for _ in procs]
+    assert sum(counts) == 240
+    db.session.rollback()
+    keys = db.session.scalars(sa.select(Notification.idempotency_key).where(Notification.kind != "task")).all()
+    # per instance: reminders to its store managers (2 at S1, 1 elsewhere) + 2 escalation levels
+    assert len(keys) == len(set(keys)) == 20 * ((2 + 2) + (1 + 2) + (1 + 2))
