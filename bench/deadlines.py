@@ -98,12 +98,12 @@ def load_timers(n: int, due: datetime) -> int:
 
 def signoff_run(args, env: dict) -> dict:
     import sqlalchemy as sa
+    from flask_migrate import upgrade
 
     import config
     from engine import demo, jobs, queue
     from engine.db import db
     from engine.models import Notification, Timer
-    from flask_migrate import upgrade
     from web import create_app
 
     app = create_app(config.DevelopmentConfig(env))
