@@ -12,6 +12,9 @@ the org unit's timezone, on the business calendar and within the unit's opening 
     "3 working days before the end of the month at 18:00"   (time defaults to 23:59)
     "3 working days after the end of the month"
     "30 minutes after handover_at"                     offset from an instant in the instance's data
+    "last day of month at 23:59"                       month-based forms may name a "YYYY-MM" data field
+    "day 25 of the month before month at 23:59"        (here: `month`) instead of the start's month
+    "3 working days after the end of month"
     "0", "at deadline"                                 the start itself
 """
 import re
@@ -39,11 +42,13 @@ _PLAIN = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": tim
 _AT = r"(?:\s+at\s+(?P<hh>\d{1,2}):(?P<mm>\d{2}))?"
 _OFFSET = re.compile(r"^(?P<sign>[+-]?)\s*(?P<n>\d+)\s+(?P<working>working\s+)?(?P<unit>minute|hour|day|week)s?"
                      r"(?:\s+(?P<rel>after|before)\s+(?P<field>[a-z_][a-z0-9_.]*))?$")
+_MONTH = r"(?:the month|(?P<field>[a-z_][a-z0-9_.]*))"
 _CALENDAR = [
     (re.compile(r"^same day" + _AT + "$"), "same_day"),
     (re.compile(r"^next working day" + _AT + "$"), "next_working_day"),
-    (re.compile(r"^last day of the month" + _AT + "$"), "last_day_of_month"),
-    (re.compile(r"^(?P<n>\d+) working days? (?P<rel>before|after) the end of the month" + _AT + "$"),
+    (re.compile(r"^last day of " + _MONTH + _AT + "$"), "last_day_of_month"),
+    (re.compile(r"^day (?P<n>\d{1,2}) of the month before " + _MONTH + _AT + "$"), "day_of_previous_month"),
+    (re.compile(r"^(?P<n>\d+) working days? (?P<rel>before|after) the end of " + _MONTH + _AT + "$"),
      "around_month_end"),
 ]
 
@@ -57,7 +62,8 @@ class Expression:
     working: bool = False
     at: time | None = None
     rel: str = ""
-    anchor: str | None = None
+    anchor: str | None = None       # a data field holding an instant to count from
+    month_field: str | None = None  # a data field holding the "YYYY-MM" month a calendar form refers to
 
     def resolve(self, start: datetime, env: Env) -> datetime:
         """The instant this expression names, counted from `start` (aware); returned in UTC-aware form."""
@@ -83,11 +89,25 @@ class Expression:
     def _next_working_day(self, local: datetime, env: Env) -> datetime:
         return _at(env.calendar.next_working_day(local.date()), self.at or env.opens, env.tz)
 
+    def _month(self, local: datetime, env: Env) -> date:
+        """The first day of the month this expression refers to."""
+        if not self.month_field:
+            return local.date().replace(day=1)
+        value = str(env.data.get(self.month_field) or "")
+        try:
+            return datetime.strptime(value, "%Y-%m").date()
+        except ValueError:
+            raise ValueError(f"the instance has no month '{self.month_field}' (YYYY-MM) to count from") from None
+
     def _last_day_of_month(self, local: datetime, env: Env) -> datetime:
-        return _at(_month_end(local.date()), self.at or time(23, 59), env.tz)
+        return _at(_month_end(self._month(local, env)), self.at or time(23, 59), env.tz)
+
+    def _day_of_previous_month(self, local: datetime, env: Env) -> datetime:
+        last_of_previous = self._month(local, env) - timedelta(days=1)
+        return _at(last_of_previous.replace(day=min(self.n, last_of_previous.day)), self.at or time(23, 59), env.tz)
 
     def _around_month_end(self, local: datetime, env: Env) -> datetime:
-        end = _month_end(local.date())
+        end = _month_end(self._month(local, env))
         if self.rel == "before":
             day = env.calendar.add_working_days(env.calendar.working_day_on_or_before(end), -self.n)
         else:
@@ -121,9 +141,18 @@ def parse(text: str) -> Expression:
                 if hh > 23 or mm > 59:
                     raise ValueError(f"{hh}:{mm:02d} is not a time of day")
                 at = time(hh, mm)
-            return Expression(text, kind, int(groups.get("n") or 0), at=at, rel=groups.get("rel") or "")
+            return Expression(text, kind, int(groups.get("n") or 0), at=at, rel=groups.get("rel") or "",
+                              month_field=groups.get("field"))
     raise ValueError("not understood (e.g. '4 hours', '2 working days', 'next working day at 10:00', "
                      "'last day of the month at 19:00', '30 minutes after handover_at')")
+
+
+def time_of_day(text: str) -> time:
+    """"14:00" → time(14, 0); ValueError otherwise."""
+    m = re.match(r"^(\d{1,2}):(\d{2})$", str(text).strip())
+    if not m or int(m[1]) > 23 or int(m[2]) > 59:
+        raise ValueError(f"'{text}' is not a time of day (HH:MM)")
+    return time(int(m[1]), int(m[2]))
 
 
 def _at(day: date, at: time, tz: ZoneInfo) -> datetime:

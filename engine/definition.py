@@ -44,8 +44,34 @@ class Rung:
 
 @dataclass(frozen=True)
 class Deadline:
-    due: str                      # a deadline expression, counted from entering the state
+    """When a step is due, counted from entering its state. `due` is one expression, or a mapping from the
+    value of the data field `by` to an expression ("*" for any other value), e.g. by severity."""
+
+    due: str | dict
     ladder: tuple[Rung, ...] = ()
+    by: str | None = None
+
+    def expressions(self) -> list[str]:
+        return list(self.due.values()) if isinstance(self.due, dict) else [self.due]
+
+    def expression_for(self, data: dict) -> str:
+        if not isinstance(self.due, dict):
+            return self.due
+        return self.due.get(str(data.get(self.by)), self.due["*"])
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Start an instance by itself at every active unit of a kind, once per period: `every` "month" at `at`
+    (a deadline expression counted from the first of the month, e.g. "last day of the month at 19:00") or
+    every "day" at the time `at` ("14:00", or the unit's setting named `at_setting` when it has one).
+    `data` names the function (unit, instant) → start payload."""
+
+    every: str
+    at: str
+    data: str
+    unit_kind: str = "store"
+    at_setting: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +106,7 @@ class Transition:
     requires_comment: bool = False
     not_by: tuple[str, ...] = ()    # "creator", "signers", or a trigger: not by whoever fired it on this instance
     signature: bool = False
+    validators: tuple[str, ...] = ()  # checks across fields: fn(ctx) -> {field: [messages]}, empty when valid
     after: tuple[str, ...] = ()     # hooks run after the state change, inside the transaction
     title: dict = field(default_factory=dict)
 
@@ -102,6 +129,9 @@ class Workflow:
     initial: str
     start_roles: tuple[str, ...]
     start_schema: type[Schema] | None = None
+    start_validators: tuple[str, ...] = ()
+    on_start: tuple[str, ...] = ()  # hooks that complete the start payload (e.g. pre-fill from targets)
+    schedule: Schedule | None = None
     description: dict = field(default_factory=dict)
 
     def state(self, name: str) -> State:
@@ -141,6 +171,11 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
         bad("start_roles", "nobody may start it")
     if not _is_schema(wf.start_schema):
         bad("start_schema", "missing marshmallow schema")
+    for name in (*wf.start_validators, *wf.on_start, *([wf.schedule.data] if wf.schedule else [])):
+        if not callable(functions.get(name)):
+            bad("start", f"unknown validator or hook '{name}' (define it in the workflow's module)")
+    if wf.schedule:
+        problems.extend(f"{where}: schedule: {p}" for p in _schedule_problems(wf.schedule))
 
     for t in wf.transitions:
         element = f"transition '{t.trigger}'"
@@ -154,7 +189,7 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
                 bad(element, f"unknown role '{role}'")
         if not _is_schema(t.schema):
             bad(element, "missing marshmallow schema")
-        for name in (*t.conditions, *t.unless, *t.after):
+        for name in (*t.conditions, *t.unless, *t.validators, *t.after):
             if not callable(functions.get(name)):
                 bad(element, f"unknown guard or hook '{name}' (define it in the workflow's module)")
         for rule in t.not_by:
@@ -171,7 +206,7 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
             first = by_trigger.setdefault((src, t.trigger), t)
             if first is not t and _rules(first) != _rules(t):
                 bad(f"transition '{t.trigger}' from '{src}'", "branches of one trigger must share roles, schema, "
-                    "requires_comment, not_by and signature")
+                    "requires_comment, not_by, signature and validators")
 
     for s in wf.states:
         element = f"state '{s.name}'"
@@ -197,7 +232,25 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
 
 
 def _rules(t: Transition) -> tuple:
-    return (t.roles, t.schema, t.requires_comment, t.not_by, t.signature)
+    return (t.roles, t.schema, t.requires_comment, t.not_by, t.signature, t.validators)
+
+
+def _schedule_problems(schedule: Schedule) -> list[str]:
+    from engine.org import UnitKind
+
+    problems = []
+    if schedule.every not in ("month", "day"):
+        problems.append(f"every '{schedule.every}': must be 'month' or 'day'")
+    if schedule.unit_kind not in {k.value for k in UnitKind}:
+        problems.append(f"unknown unit kind '{schedule.unit_kind}'")
+    try:
+        if schedule.every == "day":
+            deadlines.time_of_day(schedule.at)
+        else:
+            deadlines.parse(schedule.at)
+    except ValueError as e:
+        problems.append(f"at '{schedule.at}': {e}")
+    return problems
 
 
 def _is_schema(schema) -> bool:
@@ -206,7 +259,9 @@ def _is_schema(schema) -> bool:
 
 def _deadline_problems(deadline: Deadline, outgoing: list[Transition]) -> list[str]:
     problems = []
-    for expr in (deadline.due, *(r.at for r in deadline.ladder)):
+    if isinstance(deadline.due, dict) and (not deadline.by or "*" not in deadline.due):
+        problems.append("a deadline by field needs `by` and a '*' entry for other values")
+    for expr in (*deadline.expressions(), *(r.at for r in deadline.ladder)):
         try:
             deadlines.parse(expr)
         except ValueError as e:

@@ -43,6 +43,13 @@ class VersionConflict(EngineError):
     code = "version_conflict"
 
 
+class Duplicate(EngineError):
+    """Something that may exist only once (one stocktake per store per month) already does."""
+
+    status = 409
+    code = "duplicate"
+
+
 class InvalidPayload(EngineError):
     """The data failed validation; `errors` maps field → list of messages."""
 

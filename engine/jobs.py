@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from rq import Queue, Worker
 
-from engine import clock, mail, queue, timers
+from engine import clock, mail, queue, scheduler, timers
 from engine.db import db
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,10 @@ class AppWorker(Worker):
             try:
                 armed = timers.reconcile()
                 log.info("reconciled timers: %d wake-ups armed", armed)
+                started = scheduler.run()
+                if started:
+                    log.info("scheduled instances started: %s", started)
             except Exception:  # the next interval tries again; a worker must not die of it
-                log.exception("timer reconcile failed")
+                log.exception("timer reconcile or scheduled starts failed")
             finally:
                 db.session.remove()

@@ -43,6 +43,8 @@ class Instance(db.Model):
     state_entered_at: Mapped[datetime] = mapped_column(UTCDateTime)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the current step's deadline, if any
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Set by the scheduler ("stocktake:SH01:2026-11"): at most one instance per store per period.
+    dedupe_key: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
 
     org_unit: Mapped[OrgUnit] = relationship()
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])

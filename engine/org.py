@@ -12,7 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine import clock
-from engine.db import UTCDateTime, db
+from engine.db import JSONType, UTCDateTime, db
 from engine.errors import InvalidInput
 
 
@@ -66,6 +66,8 @@ class OrgUnit(db.Model):
     opens_at: Mapped[time] = mapped_column(sa.Time, default=time(9, 0))
     closes_at: Mapped[time] = mapped_column(sa.Time, default=time(21, 0))
     active: Mapped[bool] = mapped_column(default=True)
+    # Per-unit settings, inherited down the tree: thresholds set per company, a store's handover time, …
+    settings: Mapped[dict] = mapped_column(JSONType, default=dict)
 
     parent: Mapped["OrgUnit | None"] = relationship(remote_side=[id])
 
@@ -219,6 +221,16 @@ def principals(user: User, at: datetime | None = None) -> list[tuple[User, User 
         sa.select(User).join(Delegation, Delegation.from_user_id == User.id)
         .where(Delegation.to_user_id == user.id, _active_delegations(at), User.active)).all()
     return [(user, None)] + [(user, d) for d in delegators]
+
+
+def setting(unit: OrgUnit, key: str, default=None):
+    """A unit's setting, inherited: the nearest unit at or above `unit` that sets `key` decides."""
+    units = {u.id: u for u in db.session.scalars(sa.select(OrgUnit).where(OrgUnit.id.in_(unit.ancestor_ids)))}
+    for unit_id in unit.ancestor_ids:
+        settings = units[unit_id].settings or {}
+        if key in settings:
+            return settings[key]
+    return default
 
 
 def roles_of(user: User) -> list[tuple[str, OrgUnit]]:

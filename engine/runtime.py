@@ -11,12 +11,21 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError
+from sqlalchemy.exc import IntegrityError
 
 from engine import alarm, clock, org, registry, timers
 from engine.authority import SYSTEM, Acting, Standing, may_start
 from engine.db import db, write_transaction
 from engine.definition import ASSIGNEE, CREATOR, SigningPolicy, Transition
-from engine.errors import InvalidInput, InvalidPayload, NotAvailable, NotPermitted, UnknownInstance, VersionConflict
+from engine.errors import (
+    Duplicate,
+    InvalidInput,
+    InvalidPayload,
+    NotAvailable,
+    NotPermitted,
+    UnknownInstance,
+    VersionConflict,
+)
 from engine.models import AuditEvent, Instance, Notification, Signature
 from engine.org import Holder, OrgUnit, User
 from engine.registry import Compiled
@@ -24,7 +33,8 @@ from engine.registry import Compiled
 
 @dataclass
 class Context:
-    """What guards and hooks are given. Guards only read; hooks may change `doc` (the instance's data)."""
+    """What validators, guards and hooks are given. Validators and guards only read; hooks may change `doc`
+    (the instance's data) and `instance.assignee_id` (whom the instance is assigned to)."""
 
     instance: Instance
     trigger: str
@@ -43,9 +53,10 @@ class _Model:
 
 
 def start(workflow: str, org_unit: OrgUnit | str, actor: User | None, data: dict | None = None,
-          comment: str | None = None) -> Instance:
+          comment: str | None = None, dedupe_key: str | None = None) -> Instance:
     """Start the latest version of `workflow` at `org_unit` as `actor` (None: the system, e.g. the scheduler);
-    returns the committed instance."""
+    returns the committed instance. A `dedupe_key` already taken raises Duplicate (the scheduler's
+    "at most one per store per period")."""
     compiled = registry.get(workflow)
     wf = compiled.wf
     with write_transaction():
@@ -54,16 +65,26 @@ def start(workflow: str, org_unit: OrgUnit | str, actor: User | None, data: dict
             raise InvalidInput(f"org unit '{unit.code}' is not active", field="org_unit")
         now = clock.now()
         acting = SYSTEM if actor is None else may_start(wf.start_roles, unit, actor, now)
-        _, stored = _validate(wf.start_schema, data, comment, requires_comment=False)
+        loaded, stored = _validate(wf.start_schema, data, comment, requires_comment=False)
         owner = acting.on_behalf_of or actor
         inst = Instance(workflow=wf.name, definition_version=wf.version, org_unit=unit, state=wf.initial,
-                        version=1, state_seq=1, data=stored, created_by_id=_id(owner), created_at=now, updated_at=now,
-                        state_entered_at=now)
+                        version=1, state_seq=1, data=stored, created_by_id=_id(owner), created_at=now,
+                        updated_at=now, state_entered_at=now, dedupe_key=dedupe_key)
+        ctx = Context(inst, "start", loaded, dict(stored), acting, comment, now)
+        _check(compiled, wf.start_validators, ctx)
+        for hook in wf.on_start:
+            compiled.functions[hook](ctx)
+        inst.data = ctx.doc
         db.session.add(inst)
         with db.session.no_autoflush:
             _enter_state(compiled, inst, now)
-        db.session.flush()
-        _audit(inst, "start", None, acting, stored, comment, now)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            if dedupe_key is None:
+                raise
+            raise Duplicate(f"'{dedupe_key}' has already been started", dedupe_key=dedupe_key) from None
+        _audit(inst, "start", None, acting, inst.data, comment, now)
     return inst
 
 
@@ -103,6 +124,16 @@ def apply_trigger(instance_id: int, trigger: str, actor: User | None, data: dict
     loaded, stored = _validate(t.schema, data, comment, t.requires_comment)
     _apply(compiled, inst, t, loaded, stored, acting, comment, now)
     return inst
+
+
+def _check(compiled: Compiled, validators: tuple[str, ...], ctx: Context) -> None:
+    """Run cross-field validators (they only read); any errors → InvalidPayload, nothing written."""
+    errors: dict = {}
+    for name in validators:
+        for field_name, messages in (compiled.functions[name](ctx) or {}).items():
+            errors.setdefault(field_name, []).extend(messages)
+    if errors:
+        raise InvalidPayload(errors)
 
 
 def available_actions(instance: Instance, actor: User) -> list[Transition]:
@@ -169,6 +200,7 @@ def _apply(compiled: Compiled, inst: Instance, t: Transition, loaded: dict, stor
            comment: str | None, now: datetime) -> None:
     """Run the machine for one trigger and write everything it changes (one audit event)."""
     ctx = Context(inst, t.trigger, loaded, {**inst.data, **stored}, acting, comment, now)
+    _check(compiled, t.validators, ctx)
     model = _Model()
     machine = compiled.machine()
     machine.add_model(model, initial=inst.state)

@@ -37,7 +37,7 @@ def arm(state: State, inst: Instance, now: datetime) -> None:
         return
     env = env_for(inst)
     try:
-        due = deadlines.parse(state.deadline.due).resolve(now, env)
+        due = deadlines.parse(state.deadline.expression_for(inst.data)).resolve(now, env)
         rows = [(0, "deadline", due)] + [(i, _value(r.action), deadlines.parse(r.at).resolve(due, env))
                                          for i, r in enumerate(state.deadline.ladder, 1)]
     except ValueError as e:  # e.g. "30 minutes after handover_at" and the data has no handover_at

@@ -7,7 +7,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from engine import calendar, clock, mail, org, registry, timers, tokens
+from engine import calendar, clock, mail, org, registry, scheduler, timers, tokens
 from engine import demo as demo_data
 from engine.db import db
 from engine.errors import DefinitionError, EngineError
@@ -198,6 +198,17 @@ def timers_run_due(now_text):
     click.echo(f"fired {run.fired}, skipped {run.skipped}, busy {run.busy}")
     outcome = mail.send_pending(now)
     click.echo(f"mail: sent {outcome.sent}, retrying {outcome.retrying}, failed {outcome.failed}")
+
+
+@timers_cli.command("schedule")
+@click.option("--now", "now_text", metavar="ISO-DATETIME", help="As if it were this time (ALLOW_TIME_TRAVEL).")
+def timers_schedule(now_text):
+    """Start the scheduled instances that are due (month-end stocktakes, daily handovers)."""
+    now = _instant(now_text)
+    if now and now > clock.now() and not current_app.config["ALLOW_TIME_TRAVEL"]:
+        raise click.ClickException("--now is later than the real time; only allowed where ALLOW_TIME_TRAVEL is set")
+    started = scheduler.run(now)
+    click.echo(", ".join(f"{name}: {n}" for name, n in started.items()) or "nothing due")
 
 
 @timers_cli.command("reconcile")
