@@ -211,7 +211,7 @@ def _apply(compiled: Compiled, inst: Instance, t: Transition, loaded: dict, stor
     if not moved:
         raise NotAvailable(f"'{t.trigger}' is not possible now: its conditions are not met", state=inst.state,
                            version=inst.version)
-    from_state = inst.state
+    from_state, from_assignee = inst.state, inst.assignee_id
     # Everything the step changes is staged first and flushed once: one UPDATE of the instance, one version.
     with db.session.no_autoflush:
         inst.version += 1
@@ -223,6 +223,8 @@ def _apply(compiled: Compiled, inst: Instance, t: Transition, loaded: dict, stor
             inst.state_seq += 1
             inst.state_entered_at = now
             _enter_state(compiled, inst, now)
+        elif inst.assignee_id != from_assignee and compiled.states[inst.state].assignee == ASSIGNEE:
+            _tell_owners(compiled, inst, now)  # reassigned within the step: tell the new assignee
         if t.signature:
             db.session.add(Signature(instance=inst, state=inst.state, state_seq=inst.state_seq, trigger=t.trigger,
                                      role=acting.role, user_id=acting.user.id,
@@ -262,6 +264,11 @@ def _enter_state(compiled: Compiled, inst: Instance, now: datetime) -> None:
     state = compiled.states[inst.state]
     inst.closed_at = now if state.final else None
     timers.arm(state, inst, now)
+    _tell_owners(compiled, inst, now)
+
+
+def _tell_owners(compiled: Compiled, inst: Instance, now: datetime) -> None:
+    """A task notification (outbox) to each person who owes the current step."""
     owners = assignees(compiled, inst, now)
     for holder in owners:
         db.session.add(Notification(

@@ -51,8 +51,9 @@ def _clean_tables(request):
     calendar.invalidate()
     with app.app_context():
         db.session.rollback()
-        tables = [t.name for t in reversed(db.metadata.sorted_tables)]
         with db.engine.begin() as conn:
+            existing = set(sa.inspect(conn).get_table_names())
+            tables = [t.name for t in reversed(db.metadata.sorted_tables) if t.name in existing]
             if conn.dialect.name == "postgresql":
                 conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
             else:

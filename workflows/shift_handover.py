@@ -1,0 +1,145 @@
+"""Shift handover sign-off (交接班): at the midday handover the outgoing and incoming people count the cash,
+the accounts and the goods sold during the shift, and both sign the work diary (工作日记上签字确认). The
+two signers are different people. A discrepancy needs the store manager's countersignature (or the sales
+manager's, when the store manager was one of the signers). Every Tuesday all goods are counted."""
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from marshmallow import Schema, fields, validate
+
+from engine import org
+from engine.db import db
+from engine.definition import Deadline, Rung, Schedule, Signing, State, Transition, Workflow
+from engine.models import Signature
+from workflows.common import Empty, t
+
+TUESDAY = 1
+CASH_TOLERANCE = Decimal("0.00")  # default; a company may set "handover_cash_tolerance"
+
+
+class GoodsLine(Schema):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    expected = fields.Integer(required=True, validate=validate.Range(min=0))
+    counted = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
+class CountsSchema(Schema):
+    cash_expected = fields.Decimal(required=True, places=2, as_string=True, validate=validate.Range(min=0))
+    cash_counted = fields.Decimal(required=True, places=2, as_string=True, validate=validate.Range(min=0))
+    receipts_total = fields.Decimal(load_default=None, places=2, as_string=True, validate=validate.Range(min=0))
+    goods = fields.List(fields.Nested(GoodsLine), load_default=list)
+    full_count = fields.Boolean(load_default=False)  # all goods counted, not just those sold (Tuesdays)
+    notes = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+class StartSchema(Schema):
+    handover_at = fields.AwareDateTime(required=True)
+    shift = fields.String(load_default="midday", validate=validate.OneOf(("midday", "evening")))
+    counts = fields.Nested(CountsSchema, load_default=None)
+
+
+class RecordSchema(Schema):
+    counts = fields.Nested(CountsSchema, required=True)
+
+
+ESCALATE = (Rung("0", "escalate", to="role:store_manager"), Rung("+30 minutes", "escalate", to="role:regional_manager"))
+
+DEFINITION = Workflow(
+    name="shift_handover",
+    version=1,
+    title=t("交接班签字", "Shift handover sign-off"),
+    initial="open",
+    start_roles=("store_manager", "deputy_manager"),
+    start_schema=StartSchema,
+    start_validators=("tuesday_full_count",),
+    on_start=("find_discrepancies",),
+    schedule=Schedule(every="day", at="14:00", at_setting="handover_time", data="scheduled_handover"),
+    states=(
+        State("open", t("待交接签字", "Awaiting both signatures"), assignee="deputy_manager",
+              deadline=Deadline("30 minutes after handover_at", ladder=ESCALATE),
+              signing=Signing(policy="all", complete="signed")),
+        State("countersign", t("差异待店长复核", "Discrepancy: countersignature"), assignee="store_manager",
+              deadline=Deadline("2 working hours", ladder=(Rung("0", "escalate", to="role:regional_manager"),))),
+        State("completed", t("已完成", "Completed"), final=True),
+    ),
+    transitions=(
+        Transition("record_counts", "open", None, roles=("store_manager", "deputy_manager", "assistant"),
+                   schema=RecordSchema, validators=("tuesday_full_count", "not_signed_yet"),
+                   after=("find_discrepancies",), title=t("登记清点", "Record the counts")),
+        Transition("sign_out", "open", None, roles=("store_manager", "deputy_manager"), schema=Empty, signature=True,
+                   validators=("counts_recorded",), title=t("交班签字", "Sign out (outgoing)")),
+        Transition("sign_in", "open", None, roles=("store_manager", "deputy_manager", "assistant"), schema=Empty,
+                   signature=True, validators=("counts_recorded",), title=t("接班签字", "Sign in (incoming)")),
+        Transition("signed", "open", "completed", schema=Empty, unless=("has_discrepancy",)),
+        Transition("signed", "open", "countersign", schema=Empty, conditions=("has_discrepancy",)),
+        Transition("countersign", "countersign", "completed", roles=("store_manager", "sales_manager"), schema=Empty,
+                   requires_comment=True, not_by=("signers",), title=t("复核签字", "Countersign")),
+    ),
+)
+
+DEFINITIONS = [DEFINITION]
+
+
+# ---- the scheduler's payload ----
+
+def scheduled_handover(unit, at) -> dict:
+    return {"handover_at": at.isoformat(), "shift": "midday"}
+
+
+# ---- validators, guards, hooks ----
+
+def _is_tuesday(ctx) -> bool:
+    at = ctx.doc.get("handover_at")
+    tz = ZoneInfo(ctx.instance.org_unit.timezone)
+    return bool(at) and fields.AwareDateTime().deserialize(at).astimezone(tz).weekday() == TUESDAY
+
+
+def tuesday_full_count(ctx) -> dict:
+    """Every Tuesday all goods are counted, not only those sold (每周二全部清点)."""
+    counts = ctx.data.get("counts")
+    if not counts or not _is_tuesday(ctx):
+        return {}
+    if not counts.get("full_count") or not counts.get("goods"):
+        return {"full_count": ["On Tuesdays all goods are counted: set full_count and list every line."]}
+    return {}
+
+
+def _signatures(ctx) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(Signature).where(
+        Signature.instance_id == ctx.instance.id, Signature.state_seq == ctx.instance.state_seq))
+
+
+def not_signed_yet(ctx) -> dict:
+    return {"counts": ["Already signed: the counts can no longer change."]} if _signatures(ctx) else {}
+
+
+def counts_recorded(ctx) -> dict:
+    return {} if ctx.doc.get("counts") else {"counts": ["Record the counts before signing."]}
+
+
+def find_discrepancies(ctx) -> None:
+    if ctx.doc.get("counts"):
+        ctx.doc["discrepancies"] = discrepancies(ctx.doc["counts"], _tolerance(ctx))
+
+
+def _tolerance(ctx) -> Decimal:
+    return Decimal(str(org.setting(ctx.instance.org_unit, "handover_cash_tolerance", CASH_TOLERANCE)))
+
+
+def discrepancies(counts: dict, tolerance: Decimal) -> list[dict]:
+    """What does not match: the cash beyond the tolerance, and each goods line counted ≠ expected."""
+    found = []
+    cash = Decimal(str(counts["cash_counted"])) - Decimal(str(counts["cash_expected"]))
+    if abs(cash) > tolerance:
+        found.append({"item": "cash", "difference": str(cash)})
+    for line in counts.get("goods", []):
+        if line["counted"] != line["expected"]:
+            found.append({"item": line["sku"], "name": line.get("name", ""),
+                          "difference": line["counted"] - line["expected"]})
+    return found
+
+
+def has_discrepancy(ctx) -> bool:
+    return bool(ctx.doc.get("discrepancies"))

@@ -1,0 +1,225 @@
+"""Month-end stocktake (月末盘存): on the last day of each month at 19:00 the whole store counts stock
+(全体人员盘点), zone by zone; counting and reconciliation (盘货及对账) finish the same day; large variances
+are recounted and approved by the store manager; the stocktake report (盘存报表) goes to the accountant
+(会计) by the next working day at 12:00."""
+import csv
+import io
+from decimal import Decimal
+
+from marshmallow import Schema, fields, validate
+
+from engine import org
+from engine.definition import Deadline, Rung, Schedule, State, Transition, Workflow
+from engine.errors import InvalidPayload
+from workflows.common import Empty, Month, t
+
+TOLERANCE_PCT = Decimal("2")  # a line varies "a lot" beyond max(1 unit, 2 % of book); settable per company
+
+
+class BookLine(Schema):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(load_default="", validate=validate.Length(max=200))
+    quantity = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
+class CountLine(Schema):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    counted = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
+class StartSchema(Schema):
+    month = Month(required=True)
+    book = fields.List(fields.Nested(BookLine), load_default=list)
+
+
+class BookSchema(Schema):
+    book = fields.List(fields.Nested(BookLine), required=True, validate=validate.Length(min=1, max=20000))
+
+
+class CountsSchema(Schema):
+    zone = fields.String(required=True, validate=validate.Length(min=1, max=64))  # counter / zone, e.g. "A柜"
+    lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1, max=20000))
+
+
+class RecountSchema(Schema):
+    lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1))
+
+
+TO_REGION = Rung("0", "escalate", to="role:regional_manager")
+SAME_DAY = Deadline("same day at 23:59", ladder=(Rung("-2 hours", "remind"), TO_REGION))
+COUNTERS = ("assistant", "deputy_manager", "store_manager")
+
+DEFINITION = Workflow(
+    name="stocktake",
+    version=1,
+    title=t("月末盘存", "Month-end stocktake"),
+    initial="counting",
+    start_roles=("store_manager",),
+    start_schema=StartSchema,
+    schedule=Schedule(every="month", at="last day of the month at 19:00", data="scheduled_stocktake"),
+    states=(
+        State("counting", t("盘点中", "Counting"), assignee="store_manager", deadline=SAME_DAY),
+        State("recount", t("复盘", "Recount"), assignee="store_manager", deadline=SAME_DAY),
+        State("variance_review", t("差异审批", "Variance approval"), assignee="store_manager", deadline=SAME_DAY),
+        State("reporting", t("盘存报表", "Stocktake report"), assignee="store_manager",
+              deadline=Deadline("next working day at 12:00", ladder=(Rung("-2 hours", "remind"), TO_REGION))),
+        State("accountant_review", t("会计审核", "Accountant review"), assignee="accountant",
+              deadline=Deadline("2 working days", ladder=(Rung("0", "escalate", to="manager"),))),
+        State("closed", t("已完成", "Closed"), final=True),
+    ),
+    transitions=(
+        Transition("load_book", ("counting", "recount"), None, roles=("store_manager", "deputy_manager"),
+                   schema=BookSchema, title=t("导入账面库存", "Load book stock")),
+        Transition("enter_counts", "counting", None, roles=COUNTERS, schema=CountsSchema,
+                   validators=("skus_on_the_book",), after=("store_zone_counts",), title=t("录入盘点", "Enter counts")),
+        Transition("submit_counts", "counting", "recount", roles=COUNTERS, schema=Empty,
+                   validators=("ready_to_reconcile",), conditions=("large_variances",), after=("reconcile",),
+                   title=t("提交盘点", "Submit counts")),
+        Transition("submit_counts", "counting", "reporting", roles=COUNTERS, schema=Empty,
+                   validators=("ready_to_reconcile",), unless=("large_variances",), after=("reconcile",),
+                   title=t("提交盘点", "Submit counts")),
+        Transition("recount", "recount", "variance_review", roles=COUNTERS, schema=RecountSchema,
+                   validators=("recounts_flagged_lines",), after=("store_recount", "reconcile"),
+                   conditions=("still_large_after_recount",), title=t("复盘", "Recount")),
+        Transition("recount", "recount", "reporting", roles=COUNTERS, schema=RecountSchema,
+                   validators=("recounts_flagged_lines",), after=("store_recount", "reconcile"),
+                   unless=("still_large_after_recount",), title=t("复盘", "Recount")),
+        Transition("approve_variances", "variance_review", "reporting", roles=("store_manager",), schema=Empty,
+                   requires_comment=True, title=t("批准差异", "Approve variances")),
+        Transition("send_report", "reporting", "accountant_review", roles=("store_manager",), schema=Empty,
+                   after=("write_report",), title=t("报送会计", "Send report to accountant")),
+        Transition("accept", "accountant_review", "closed", roles=("accountant",), schema=Empty,
+                   title=t("确认", "Accept")),
+        Transition("query", "accountant_review", "reporting", roles=("accountant",), schema=Empty,
+                   requires_comment=True, title=t("退回质询", "Query")),
+    ),
+)
+
+DEFINITIONS = [DEFINITION]
+
+
+# ---- the scheduler's payload, and book stock from CSV ----
+
+def scheduled_stocktake(unit, at) -> dict:
+    return {"month": at.strftime("%Y-%m"), "book": []}
+
+
+HEADERS = {"sku": "sku", "编码": "sku", "商品编码": "sku", "name": "name", "名称": "name", "商品名称": "name",
+           "quantity": "quantity", "数量": "quantity", "账面数量": "quantity"}
+
+
+def parse_book_csv(text: str) -> list[dict]:
+    """Book stock lines from CSV (header sku,name,quantity or 编码,名称,数量); InvalidPayload names the
+    line and the problem, and nothing is loaded when any line is bad."""
+    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    if not rows:
+        raise InvalidPayload({"file": ["The file is empty."]})
+    header = [HEADERS.get(h.strip().lower()) or HEADERS.get(h.strip()) for h in rows[0]]
+    if not {"sku", "quantity"} <= set(header):
+        raise InvalidPayload({"file": ["The first line must name the columns: sku, name, quantity (编码,名称,数量)."]})
+    lines, errors = [], {}
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        record = {key: cell.strip() for key, cell in zip(header, row, strict=False) if key}
+        problems = BookLine().validate(record)
+        if problems:
+            errors[f"line {number}"] = [f"{k}: {', '.join(v)}" for k, v in problems.items()]
+        else:
+            lines.append(BookLine().load(record))
+    if errors:
+        raise InvalidPayload(errors)
+    if not lines:
+        raise InvalidPayload({"file": ["No stock lines."]})
+    return lines
+
+
+# ---- reconciliation (pure) ----
+
+def counted_by_sku(doc: dict) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for lines in doc.get("counts", {}).values():
+        for line in lines:
+            totals[line["sku"]] = totals.get(line["sku"], 0) + line["counted"]
+    for line in doc.get("recounts", []):  # a recount replaces the zone totals of its SKUs
+        totals[line["sku"]] = line["counted"]
+    return totals
+
+
+def variances(doc: dict, tolerance_pct: Decimal) -> list[dict]:
+    """Per SKU on the book or counted: book, counted, variance, and whether it is beyond the tolerance."""
+    book = {line["sku"]: line for line in doc.get("book", [])}
+    counted = counted_by_sku(doc)
+    rows = []
+    for sku in sorted(set(book) | set(counted)):
+        on_book = book.get(sku, {}).get("quantity", 0)
+        count = counted.get(sku, 0)
+        limit = max(Decimal(1), Decimal(on_book) * tolerance_pct / 100)
+        rows.append({"sku": sku, "name": book.get(sku, {}).get("name", ""), "book": on_book, "counted": count,
+                     "variance": count - on_book, "large": abs(count - on_book) > limit})
+    return rows
+
+
+def _tolerance(ctx) -> Decimal:
+    return Decimal(str(org.setting(ctx.instance.org_unit, "stocktake_tolerance_pct", TOLERANCE_PCT)))
+
+
+# ---- validators, guards, hooks ----
+
+def skus_on_the_book(ctx) -> dict:
+    book = {line["sku"] for line in ctx.doc.get("book", [])}
+    unknown = sorted({line["sku"] for line in ctx.data["lines"]} - book) if book else []
+    return {"lines": [f"Not on the book: {', '.join(unknown)}."]} if unknown else {}
+
+
+def ready_to_reconcile(ctx) -> dict:
+    errors = {}
+    if not ctx.doc.get("book"):
+        errors["book"] = ["Load the book stock first."]
+    if not ctx.doc.get("counts"):
+        errors["counts"] = ["No counts entered yet."]
+    return errors
+
+
+def large_variances(ctx) -> bool:
+    return any(row["large"] for row in variances(ctx.doc, _tolerance(ctx)))
+
+
+def flagged(doc: dict) -> set[str]:
+    return {row["sku"] for row in doc.get("variances", []) if row["large"]}
+
+
+def recounts_flagged_lines(ctx) -> dict:
+    given, wanted = {line["sku"] for line in ctx.data["lines"]}, flagged(ctx.doc)
+    if given != wanted:
+        return {"lines": [f"Recount exactly the lines with large variances: {', '.join(sorted(wanted))}."]}
+    return {}
+
+
+def still_large_after_recount(ctx) -> bool:
+    doc = {**ctx.doc, "recounts": ctx.doc["lines"]}
+    return any(row["large"] for row in variances(doc, _tolerance(ctx)))
+
+
+def store_zone_counts(ctx) -> None:
+    counts = dict(ctx.doc.get("counts", {}))
+    counts[ctx.doc.pop("zone")] = ctx.doc.pop("lines")
+    ctx.doc["counts"] = counts
+
+
+def store_recount(ctx) -> None:
+    ctx.doc["recounts"] = ctx.doc.pop("lines")
+
+
+def reconcile(ctx) -> None:
+    ctx.doc["variances"] = variances(ctx.doc, _tolerance(ctx))
+
+
+def write_report(ctx) -> None:
+    """The stocktake report (盘存报表) the accountant receives."""
+    rows = variances(ctx.doc, _tolerance(ctx))
+    ctx.doc["report"] = {
+        "month": ctx.doc["month"], "lines": len(rows), "book_units": sum(r["book"] for r in rows),
+        "counted_units": sum(r["counted"] for r in rows), "net_variance": sum(r["variance"] for r in rows),
+        "lines_with_variance": sum(1 for r in rows if r["variance"]), "sent_at": ctx.now.isoformat(),
+    }
