@@ -27,3 +27,19 @@ def authenticate(token: str) -> User | None:
     return db.session.scalar(
         sa.select(User).join(ApiToken, ApiToken.user_id == User.id)
         .where(ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None), User.active))
+
+
+def revoke(token: str) -> bool:
+    """Revoke a token (logout); True when a live token was revoked."""
+    result = db.session.execute(sa.update(ApiToken).where(
+        ApiToken.token_hash == _digest(token), ApiToken.revoked_at.is_(None)).values(revoked_at=clock.now()))
+    db.session.commit()
+    return result.rowcount > 0
+
+
+def login(login_name: str, password: str) -> str | None:
+    """A new token for the active user with these credentials, or None (the same for any wrong part)."""
+    user = db.session.scalar(sa.select(User).where(User.login == login_name, User.active))
+    if user is None or not user.check_password(password):
+        return None
+    return issue(user)

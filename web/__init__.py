@@ -21,9 +21,12 @@ def create_app(config=None) -> Flask:
     init_db(app)
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"), render_as_batch=True)
 
-    from web import cli, errors, ui
+    from web import api, cli, errors, ui
+    from web.api.i18n import babel, select_locale
 
+    babel.init_app(app, locale_selector=select_locale)
     cli.init_app(app)
     errors.init_app(app)
     app.register_blueprint(ui.bp)
+    api.init_app(app)
     return app

@@ -1,0 +1,69 @@
+"""The JSON API, /api/v1: flask-smorest blueprints (one module per resource group), marshmallow schemas in
+and out, the OpenAPI 3 spec at /api/v1/openapi.json and Swagger UI at /api/v1/docs from the locally installed
+`swagger-ui-bundle` package (no CDN). Bearer-token auth only; one JSON error shape for every error."""
+from flask import g, request, send_from_directory
+from flask_smorest import Api
+
+from web.api import auth, errors
+
+PREFIX = "/api/v1"
+
+
+class SignoffApi(Api):
+    """flask-smorest's Api, with our error shape registered for /api/ paths only (the UI keeps HTML errors)."""
+
+    ERROR_SCHEMA = errors.ErrorSchema
+
+    def _register_error_handlers(self):
+        errors.init_app(self._app)
+
+
+api = SignoffApi()
+
+
+def init_app(app) -> None:
+    import swagger_ui_bundle
+
+    from engine import attachments, idempotency, webhooks  # noqa: F401  (their tables exist for migrations)
+    from web.api import admin, instances, reports, tasks, tokens, workflows
+    from web.api import attachments as attachments_api
+    from web.api import webhooks as webhooks_api
+
+    app.config.setdefault("API_TITLE", "Signoff API")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", PREFIX)
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "docs")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", f"{PREFIX}/docs/assets/")
+    app.config.setdefault("API_SPEC_OPTIONS", {
+        "info": {"description": "Signoff's JSON API. Send `Authorization: Bearer <token>` (from POST /api/v1/tokens "
+                                "or `flask --app wsgi users token LOGIN`). Errors: {code, status, message, error, "
+                                "errors, details}; messages follow Accept-Language (zh default)."},
+        "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearerAuth": []}],
+    })
+    api.init_app(app)
+    app.before_request(_fresh_request_state)
+
+    assets = swagger_ui_bundle.swagger_ui_path
+    app.add_url_rule(f"{PREFIX}/docs/assets/<path:filename>", "api_docs_assets",
+                     lambda filename: send_from_directory(assets, filename))
+
+    for module in (tokens, workflows, instances, tasks, admin, reports, attachments_api, webhooks_api):
+        module.blp.before_request(auth.authenticate)
+        module.blp.before_request(_rate_limit)
+        api.register_blueprint(module.blp)
+
+
+def _fresh_request_state():
+    """Forget the previous request's caller and language: `g` outlives a request when the app context was
+    pushed by someone else (a CLI command or a test driving the test client)."""
+    for name in ("api_user", "if_match_given", "_flask_babel"):
+        g.pop(name, None)
+
+
+def _rate_limit():
+    from web.api.ratelimit import check
+
+    check(request)

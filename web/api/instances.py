@@ -1,0 +1,137 @@
+"""Instances: start, list (filters + keyset pagination, only what the caller may see), read, act, history.
+
+Every read and write goes through the caller's scope: an instance they may not see is a 404, never a 403.
+"""
+from flask import g, jsonify, request
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+import engine
+from engine import idempotency, queries
+from engine.errors import EngineError
+from web.api import present
+from web.api.auth import current_user
+from web.api.common import error_responses
+from web.api.errors import ApiError, engine_error_response
+from web.api.schemas import ActionIn, HistoryEntryOut, InstanceOut, InstancePage, InstanceQuery, StartIn
+
+blp = Blueprint("api_instances", __name__, url_prefix="/api/v1/instances",
+                description="Workflow instances: start, list, read, act, history.")
+
+IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
+            "description": "The instance version the action was decided on; 412 when it has changed since."}
+IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
+                   "schema": {"type": "string", "minLength": 1, "maxLength": 255},
+                   "description": "A repeat with the same key and body returns the first response and changes "
+                                  "nothing; the same key with a different body is a 422."}
+
+
+@blp.route("")
+class Instances(MethodView):
+    @blp.arguments(InstanceQuery, location="query", as_kwargs=True)
+    @blp.response(200, InstancePage)
+    @blp.alt_response(422, **error_responses[422])
+    @blp.alt_response(401, **error_responses[401])
+    def get(self, **filters):
+        """List the instances you may see, newest first (cursor pagination)."""
+        page = queries.list_instances(current_user(), **filters)
+        return {"items": [present.summary(i) for i in page.items], "next_cursor": page.next_cursor}
+
+    @blp.arguments(StartIn)
+    @blp.response(201, InstanceOut)
+    @blp.alt_response(400, **error_responses[400])
+    @blp.alt_response(401, **error_responses[401])
+    @blp.alt_response(403, **error_responses[403])
+    @blp.alt_response(404, **error_responses[404])
+    @blp.alt_response(422, **error_responses[422])
+    def post(self, args):
+        """Start a workflow at an org unit (the latest version of the workflow)."""
+        user = current_user()
+        inst = engine.start(args["workflow"], args["org_unit"], user, args["data"], comment=args["comment"])
+        return present.instance(inst, user)
+
+
+@blp.route("/<int:instance_id>")
+class InstanceItem(MethodView):
+    @blp.response(200, InstanceOut)
+    @blp.alt_response(401, **error_responses[401])
+    @blp.alt_response(404, **error_responses[404])
+    def get(self, instance_id):
+        """One instance, with the actions you may take now, its pending deadlines and its signatures."""
+        user = current_user()
+        return present.instance(queries.visible_instance(instance_id, user), user)
+
+
+@blp.route("/<int:instance_id>/actions/<string:trigger>")
+class InstanceAction(MethodView):
+    @blp.arguments(ActionIn)
+    @blp.doc(parameters=[IF_MATCH, IDEMPOTENCY_KEY])
+    @blp.response(200, InstanceOut)
+    @blp.alt_response(400, **error_responses[400])
+    @blp.alt_response(401, **error_responses[401])
+    @blp.alt_response(403, **error_responses[403])
+    @blp.alt_response(404, **error_responses[404])
+    @blp.alt_response(409, **error_responses[409])
+    @blp.alt_response(412, **error_responses[412])
+    @blp.alt_response(422, **error_responses[422])
+    def post(self, args, instance_id, trigger):
+        """Fire `trigger` on the instance. Optional If-Match (version) and Idempotency-Key headers."""
+        user = current_user()
+        expected = _if_match()
+        key = request.headers.get("Idempotency-Key")
+        if key is None:
+            return _act(user, instance_id, trigger, args, expected)
+        digest = idempotency.request_hash("POST", request.path, [request.get_json(silent=True), expected])
+        replay = idempotency.begin(user.id, key, digest)
+        if replay is not None:
+            return _json(replay.body, replay.status)
+        try:
+            body = _act(user, instance_id, trigger, args, expected)
+            status = 200
+        except EngineError as e:
+            body, status = engine_error_response(e, expected is not None)
+        except BaseException:
+            idempotency.abandon(user.id, key)
+            raise
+        body = InstanceOut().dump(body) if status == 200 else body
+        idempotency.finish(user.id, key, status, body)
+        return _json(body, status)
+
+
+def _json(body: dict, status: int):
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _act(user, instance_id, trigger, args, expected):
+    queries.visible_instance(instance_id, user)
+    g.if_match_given = expected is not None
+    inst = engine.fire(instance_id, trigger, user, args["data"], args["comment"], expected_version=expected)
+    return present.instance(inst, user)
+
+
+def _if_match() -> int | None:
+    value = request.headers.get("If-Match")
+    if value is None:
+        return None
+    text = value.strip()
+    if text.startswith("W/"):
+        text = text[2:]
+    text = text.strip('"')
+    if not text.isdigit() or len(text) > 12:
+        raise ApiError(400, "bad_request", "If-Match must be the instance version (an integer)",
+                       errors={"If-Match": ["Must be the instance version (an integer)."]})
+    return int(text)
+
+
+@blp.route("/<int:instance_id>/history")
+class InstanceHistory(MethodView):
+    @blp.response(200, HistoryEntryOut(many=True))
+    @blp.alt_response(401, **error_responses[401])
+    @blp.alt_response(404, **error_responses[404])
+    def get(self, instance_id):
+        """The instance's audit trail in order, with failed notification mail and attachments."""
+        user = current_user()
+        inst = queries.visible_instance(instance_id, user)
+        return [present.history_entry(e) for e in queries.full_history(inst.id)]
