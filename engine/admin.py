@@ -1,0 +1,190 @@
+"""Managing the organisation: units, people, role assignments and delegations, within an admin's scope.
+
+An admin manages the units at and below where they hold the `admin` role, and the people who hold a role
+there (or none yet). Anything outside that scope is reported as unknown, like an instance one may not see.
+"""
+from datetime import datetime, time
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import sqlalchemy as sa
+
+from engine import org
+from engine.db import db
+from engine.errors import EngineError, InvalidInput, NotPermitted
+from engine.org import Delegation, OrgUnit, Role, RoleAssignment, User
+
+
+class UnknownObject(EngineError):
+    status = 404
+    code = "not_found"
+
+
+def admin_paths(actor: User) -> list[str]:
+    """The org paths `actor` administers; NotPermitted when none."""
+    paths = sorted(unit.path for role, unit in org.roles_of(actor) if role == Role.ADMIN.value) if actor.active else []
+    if not paths:
+        raise NotPermitted(f"'{actor.login}' is not an administrator", reason="admin_only")
+    return paths
+
+
+def _in_scope(paths: list[str]):
+    return sa.or_(*(OrgUnit.path.startswith(p, autoescape=True) for p in paths))
+
+
+def units(actor: User) -> list[OrgUnit]:
+    return db.session.scalars(sa.select(OrgUnit).where(_in_scope(admin_paths(actor))).order_by(OrgUnit.path)).all()
+
+
+def unit(actor: User, code: str) -> OrgUnit:
+    found = db.session.scalar(sa.select(OrgUnit).where(OrgUnit.code == code, _in_scope(admin_paths(actor))))
+    if found is None:
+        raise UnknownObject(f"no org unit '{code}'", org_unit=code)
+    return found
+
+
+def _check_timezone(name: str | None) -> None:
+    if name is None:
+        return
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown timezone '{name}'", field="timezone") from None
+
+
+def create_unit(actor: User, code: str, name: str, kind: str, parent: str | None, **fields) -> OrgUnit:
+    _check_timezone(fields.get("timezone"))
+    if parent is None:
+        if "/" not in admin_paths(actor):
+            raise NotPermitted("only an administrator of the whole company may add a top-level unit",
+                               reason="admin_scope")
+        if db.session.scalar(sa.select(OrgUnit.id).where(OrgUnit.parent_id.is_(None))):
+            raise InvalidInput("the company already exists: give a parent", field="parent")
+    else:
+        _unit_for_write(actor, parent, "parent")
+    created = org.add_unit(code, name, kind, parent, **fields)
+    db.session.commit()
+    return created
+
+
+def _unit_for_write(actor: User, code: str, field: str) -> OrgUnit:
+    try:
+        return unit(actor, code)
+    except UnknownObject:
+        raise InvalidInput(f"unknown org unit '{code}'", field=field) from None
+
+
+def update_unit(actor: User, code: str, name: str | None = None, timezone: str | None = None,
+                opens_at: time | None = None, closes_at: time | None = None, active: bool | None = None) -> OrgUnit:
+    target = unit(actor, code)
+    _check_timezone(timezone)
+    for attr, value in (("name", name), ("timezone", timezone), ("opens_at", opens_at), ("closes_at", closes_at),
+                        ("active", active)):
+        if value is not None:
+            setattr(target, attr, value)
+    if target.opens_at >= target.closes_at:
+        db.session.rollback()
+        raise InvalidInput("a unit must open before it closes", field="closes_at")
+    db.session.commit()
+    return target
+
+
+def _visible_users(actor: User):
+    paths = admin_paths(actor)
+    in_scope = (sa.select(RoleAssignment.user_id).join(OrgUnit, RoleAssignment.org_unit_id == OrgUnit.id)
+                .where(_in_scope(paths)))
+    any_role = sa.select(RoleAssignment.user_id)
+    return sa.or_(User.id.in_(in_scope), User.id.not_in(any_role))
+
+
+def users(actor: User) -> list[User]:
+    return db.session.scalars(sa.select(User).where(_visible_users(actor)).order_by(User.login)).all()
+
+
+def user(actor: User, login: str) -> User:
+    found = db.session.scalar(sa.select(User).where(User.login == login, _visible_users(actor)))
+    if found is None:
+        raise UnknownObject(f"no user '{login}'", user=login)
+    return found
+
+
+def create_user(actor: User, login: str, name: str, email: str, password: str, locale: str = "zh",
+                roles: list[tuple[str, str]] = ()) -> User:
+    for _, code in roles:
+        _unit_for_write(actor, code, "roles")
+    created = org.add_user(login, name, email, password, list(roles), locale=locale)
+    db.session.commit()
+    return created
+
+
+def update_user(actor: User, login: str, name: str | None = None, email: str | None = None,
+                locale: str | None = None, password: str | None = None, active: bool | None = None) -> User:
+    target = user(actor, login)
+    if locale is not None and locale not in ("zh", "en"):
+        raise InvalidInput(f"unknown locale '{locale}' (zh or en)", field="locale")
+    if active is False and target.id == actor.id:
+        raise InvalidInput("you cannot deactivate yourself", field="active")
+    for attr, value in (("name", name), ("email", email), ("locale", locale), ("active", active)):
+        if value is not None:
+            setattr(target, attr, value)
+    if password is not None:
+        target.set_password(password)
+    db.session.commit()
+    return target
+
+
+def roles(actor: User, login: str) -> list[RoleAssignment]:
+    target = user(actor, login)
+    return db.session.scalars(sa.select(RoleAssignment).where(RoleAssignment.user_id == target.id)
+                              .order_by(RoleAssignment.id)).all()
+
+
+def grant(actor: User, login: str, role: str, unit_code: str) -> RoleAssignment:
+    target = user(actor, login)
+    _unit_for_write(actor, unit_code, "org_unit")
+    exists = db.session.scalar(sa.select(RoleAssignment).join(OrgUnit, RoleAssignment.org_unit_id == OrgUnit.id)
+                               .where(RoleAssignment.user_id == target.id, RoleAssignment.role == role,
+                                      OrgUnit.code == unit_code))
+    if exists:
+        raise InvalidInput(f"'{login}' already holds {role} at {unit_code}", field="role")
+    assignment = org.grant(target, role, unit_code)
+    db.session.commit()
+    return assignment
+
+
+def revoke(actor: User, login: str, assignment_id: int) -> None:
+    target = user(actor, login)
+    paths = admin_paths(actor)
+    assignment = db.session.get(RoleAssignment, assignment_id)
+    if (assignment is None or assignment.user_id != target.id
+            or not any(assignment.org_unit.path.startswith(p) for p in paths)):
+        raise UnknownObject(f"no role assignment {assignment_id} for '{login}'", assignment=assignment_id)
+    if assignment.user_id == actor.id and assignment.role == Role.ADMIN.value:
+        raise InvalidInput("you cannot remove your own admin role", field="role")
+    db.session.delete(assignment)
+    db.session.commit()
+
+
+def delegations(actor: User) -> list[Delegation]:
+    visible = sa.select(User.id).where(_visible_users(actor))
+    return db.session.scalars(sa.select(Delegation).where(Delegation.from_user_id.in_(visible))
+                              .order_by(Delegation.starts_at, Delegation.id)).all()
+
+
+def create_delegation(actor: User, from_login: str, to_login: str, starts_at: datetime,
+                      ends_at: datetime) -> Delegation:
+    try:
+        source, target = user(actor, from_login), user(actor, to_login)
+    except UnknownObject as e:
+        raise InvalidInput(e.message, field="from_user" if "'" + from_login + "'" in e.message else "to_user") from None
+    d = org.delegate(source, target, starts_at, ends_at)
+    db.session.commit()
+    return d
+
+
+def delete_delegation(actor: User, delegation_id: int) -> None:
+    d = db.session.get(Delegation, delegation_id)
+    visible = {u.id for u in users(actor)}
+    if d is None or d.from_user_id not in visible:
+        raise UnknownObject(f"no delegation {delegation_id}", delegation=delegation_id)
+    db.session.delete(d)
+    db.session.commit()
