@@ -33,13 +33,14 @@ def occurrence(schedule, unit: OrgUnit, now: datetime) -> tuple[str, datetime]:
     return local.date().isoformat(), datetime.combine(local.date(), deadlines.time_of_day(at), tzinfo=tz)
 
 
-def run(now: datetime | None = None) -> dict[str, int]:
-    """Start whatever is due and not started yet; returns how many were started, per workflow."""
+def run(now: datetime | None = None, workflow: str | None = None) -> dict[str, int]:
+    """Start whatever is due and not started yet (of one `workflow`, or all); returns how many were started,
+    per workflow."""
     now = now or clock.now()
     started: dict[str, int] = {}
     for compiled in registry.latest():
         schedule = compiled.wf.schedule
-        if schedule is None:
+        if schedule is None or workflow not in (None, compiled.name):
             continue
         units = db.session.scalars(sa.select(OrgUnit).where(OrgUnit.kind == schedule.unit_kind, OrgUnit.active)
                                    .order_by(OrgUnit.code)).all()

@@ -27,8 +27,13 @@ def submitted(people, unit="S1", by="a1"):
     return engine.fire(inst.id, "submit", people[by])
 
 
+def discount(inbox):
+    """The mail about discount requests (a worker also starts the stores' scheduled handovers meanwhile)."""
+    return [m for m in inbox.messages if "折扣" in str(m["Subject"]) or "Discount" in str(m["Subject"])]
+
+
 def kinds(inbox):
-    return [(m["To"].addresses[0].username, str(m["Subject"])[:6]) for m in inbox.messages]
+    return [(m["To"].addresses[0].username, str(m["Subject"])[:6]) for m in discount(inbox)]
 
 
 def test_reminder_then_escalation_then_second_level(people, clock, smtp, work):
@@ -41,7 +46,7 @@ def test_reminder_then_escalation_then_second_level(people, clock, smtp, work):
 
     clock.advance(hours=2, minutes=59)
     work()
-    assert smtp.messages == []  # not yet
+    assert discount(smtp) == []  # not yet
     clock.advance(minutes=1)  # 1 hour before the 4-hour deadline: remind whoever owes it
     work()
     assert sorted(kinds(smtp)) == [("sm1", "【提醒】折扣"), ("sm1asst", "【提醒】折扣")]
@@ -51,7 +56,7 @@ def test_reminder_then_escalation_then_second_level(people, clock, smtp, work):
     smtp.messages.clear()
     clock.advance(hours=1, minutes=30)  # the deadline passed 30 minutes ago: escalate to the regional manager
     work()
-    [escalation] = smtp.messages
+    [escalation] = discount(smtp)
     assert escalation["To"].addresses[0].username == "east"
     subject = str(escalation["Subject"])
     assert subject.startswith("[Escalation] Discount request · Store manager review — unit S1 (overdue by 30")
@@ -67,10 +72,11 @@ def test_reminder_then_escalation_then_second_level(people, clock, smtp, work):
     smtp.messages.clear()
     clock.advance(days=2)
     work()
-    assert smtp.messages == []  # every rung fired once, and only once
+    assert discount(smtp) == []  # every rung fired once, and only once
     statuses = db.session.scalars(sa.select(Timer.status).where(Timer.instance_id == inst.id)).all()
     assert statuses == ["fired"] * 4
-    ids = [n.idempotency_key for n in db.session.scalars(sa.select(Notification))]
+    ids = [n.idempotency_key for n in db.session.scalars(sa.select(Notification)
+                                                           .where(Notification.instance_id == inst.id))]
     assert len(ids) == len(set(ids)) == 7
 
 
@@ -83,7 +89,7 @@ def test_escalation_is_resolved_when_it_fires_and_reaches_a_delegate(people, clo
     db.session.commit()
     clock.advance(hours=4)
     work()
-    escalations = [m for m in smtp.messages if str(m["Subject"]).startswith("【超时升级】")]
+    escalations = [m for m in discount(smtp) if str(m["Subject"]).startswith("【超时升级】")]
     assert [m["To"].addresses[0].username for m in escalations] == ["sm2"]
     assert "代理 East" in escalations[0].get_body(("plain",)).get_content()
 
@@ -110,7 +116,7 @@ def test_finishing_before_the_deadline_sends_nothing_more(people, clock, smtp, w
     smtp.messages.clear()
     clock.advance(days=3)
     work()
-    assert smtp.messages == []
+    assert discount(smtp) == []
     assert set(db.session.scalars(sa.select(Timer.status).where(Timer.instance_id == inst.id))) == {"cancelled"}
 
 
@@ -120,12 +126,12 @@ def test_wiping_redis_loses_nothing(people, clock, smtp, work, rq_queue):
     clock.advance(hours=3)
     assert timers.reconcile() >= 1  # what `flask --app wsgi timers reconcile` and every worker do
     work()
-    reminders = [m for m in smtp.messages if str(m["Subject"]).startswith("【提醒】")]
+    reminders = [m for m in discount(smtp) if str(m["Subject"]).startswith("【提醒】")]
     assert len(reminders) == 5  # two managers at S1 for two requests, one at S2
-    assert len([m for m in smtp.messages if str(m["Subject"]).startswith("【待办】")]) == 3 + 5
+    assert len([m for m in discount(smtp) if str(m["Subject"]).startswith("【待办】")]) == 3 + 5
     smtp.messages.clear()
     work()
-    assert smtp.messages == []
+    assert discount(smtp) == []
     fired = db.session.scalar(sa.select(sa.func.count()).select_from(Timer).where(Timer.status == "fired"))
     assert fired == len(instances)  # the remind rung of each, once
 
@@ -162,11 +168,11 @@ def test_a_worker_killed_mid_batch_loses_and_duplicates_nothing(app, people, clo
     work()
     fired = db.session.scalars(sa.select(Timer.rung).where(Timer.status == "fired")).all()
     assert sorted(fired) == [0] * 30 + [1] * 30 + [2] * 30
-    subjects = [str(m["Subject"]) for m in smtp.messages]
+    subjects = [str(m["Subject"]) for m in discount(smtp)]
     reminders = [s for s in subjects if s.startswith("【提醒】")]
     escalations = [s for s in subjects if s.startswith(("【超时升级】", "[Escalation]"))]  # south reads English
     assert len(reminders) == 10 * (2 + 1 + 1) and len(escalations) == 10 * 3
-    ids = [m["Message-ID"] for m in smtp.messages]
+    ids = [m["Message-ID"] for m in discount(smtp)]
     assert len(ids) == len(set(ids))
     assert len(insts) == 30
 
@@ -191,8 +197,9 @@ def test_two_workers_never_fire_the_same_rung(app, people, clock):
     for p in procs:
         p.join(60)
     counts = [results.get(timeout=5) for _ in procs]
-    assert sum(counts) == 240
     db.session.rollback()
+    # A timer whose instance the other worker had locked is left for the wake-up 2 s later: this one.
+    assert sum(counts) + timers.run_due().fired == 240
     keys = db.session.scalars(sa.select(Notification.idempotency_key).where(Notification.kind != "task")).all()
     # per instance: reminders to its store managers (2 at S1, 1 elsewhere) + 2 escalation levels
     assert len(keys) == len(set(keys)) == 20 * ((2 + 2) + (1 + 2) + (1 + 2))

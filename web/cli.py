@@ -202,12 +202,16 @@ def timers_run_due(now_text):
 
 @timers_cli.command("schedule")
 @click.option("--now", "now_text", metavar="ISO-DATETIME", help="As if it were this time (ALLOW_TIME_TRAVEL).")
-def timers_schedule(now_text):
+@click.option("--workflow", help="Only this workflow's schedule.")
+@clear_errors
+def timers_schedule(now_text, workflow):
     """Start the scheduled instances that are due (month-end stocktakes, daily handovers)."""
     now = _instant(now_text)
     if now and now > clock.now() and not current_app.config["ALLOW_TIME_TRAVEL"]:
         raise click.ClickException("--now is later than the real time; only allowed where ALLOW_TIME_TRAVEL is set")
-    started = scheduler.run(now)
+    if workflow:
+        registry.get(workflow)
+    started = scheduler.run(now, workflow)
     click.echo(", ".join(f"{name}: {n}" for name, n in started.items()) or "nothing due")
 
 

@@ -29,9 +29,9 @@ class Month(fields.String):
 
 
 def user_at(login: str, unit: OrgUnit) -> User | None:
-    """The active user `login` if they hold some role at `unit` or above it (people of that store), else None."""
+    """The active user `login` if they work at `unit`: a role held at it, above it or below it; else None."""
     user = db.session.scalar(sa.select(User).where(User.login == login, User.active))
-    if user is None or not org.roles_at(user, unit):
+    if user is None or not any(u.contains(unit) or unit.contains(u) for _, u in org.roles_of(user)):
         return None
     return user
 

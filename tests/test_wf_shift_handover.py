@@ -1,0 +1,109 @@
+"""Shift handover: two different signers, completion by itself, countersignature on a discrepancy, the
+Tuesday full count, the 30-minute deadline, and one scheduled handover per store per day."""
+import multiprocessing
+
+import pytest
+import sqlalchemy as sa
+
+import engine
+from engine import org, scheduler
+from engine.db import db
+from engine.errors import InvalidPayload, NotPermitted
+from engine.models import Instance
+from tests.flows import mails, refused, reload, run_due, trail
+
+MONDAY, TUESDAY = "2026-11-02T14:00:00+08:00", "2026-11-03T14:00:00+08:00"
+GOODS = [{"sku": "A100", "name": "羊毛衫", "expected": 3, "counted": 3}]
+
+
+def counts(cash="5000.00", goods=GOODS, full=False):
+    return {"cash_expected": "5000.00", "cash_counted": cash, "receipts_total": "12880.00", "goods": goods,
+            "full_count": full}
+
+
+def test_two_people_sign_and_it_completes_by_itself(people, clock):
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY, "counts": counts()})
+    engine.fire(inst.id, "sign_out", people["sm1"])
+    refused(NotPermitted, inst, "sign_in", people["sm1"])  # the same person cannot sign both sides
+    inst = engine.fire(inst.id, "sign_in", people["dep1"])
+    assert inst.state == "completed"
+    assert trail(inst)[-3:] == [("sign_out", "sm1", "open"), ("sign_in", "dep1", "open"),
+                                ("signed", "system", "completed")]
+
+
+def test_discrepancy_needs_a_countersignature_from_someone_else(people, clock):
+    inst = engine.start("shift_handover", "S1", people["dep1"], {"handover_at": MONDAY})
+    refused(InvalidPayload, inst, "sign_out", people["dep1"])  # counts first
+    engine.fire(inst.id, "record_counts", people["a1"], {"counts": counts(cash="4990.00")})
+    assert reload(inst).data["discrepancies"] == [{"item": "cash", "difference": "-10.00"}]
+    engine.fire(inst.id, "sign_out", people["dep1"])
+    refused(InvalidPayload, inst, "record_counts", people["a1"], {"counts": counts()})  # signed: frozen
+    inst = engine.fire(inst.id, "sign_in", people["sm1"])
+    assert inst.state == "countersign"
+    refused(NotPermitted, inst, "countersign", people["sm1"], comment="ok")  # a signer
+    refused(InvalidPayload, inst, "countersign", people["sm1asst"])  # the explanation is required
+    assert engine.fire(inst.id, "countersign", people["sm1asst"], comment="找零差错，已登记").state == "completed"
+
+
+def test_when_the_store_manager_signed_the_sales_manager_above_countersigns(people, clock):
+    org.add_user("regsales", "华东销售主管", "regsales@example.com", "pw", [("sales_manager", "EAST")])
+    db.session.commit()
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY, "counts": counts("4000.00")})
+    engine.fire(inst.id, "sign_out", people["sm1"])
+    engine.fire(inst.id, "sign_in", people["sm1asst"])  # both store managers signed
+    refused(NotPermitted, inst, "countersign", people["sm1asst"], comment="x")
+    refused(NotPermitted, inst, "countersign", people["salesmgr"], comment="x")  # T1's: not above S1
+    assert engine.fire(inst.id, "countersign", org.user_by_login("regsales"), comment="复核").state == "completed"
+
+
+def test_tuesday_needs_a_full_count(people, clock):
+    with pytest.raises(InvalidPayload) as e:
+        engine.start("shift_handover", "S1", people["sm1"], {"handover_at": TUESDAY, "counts": counts()})
+    assert "full_count" in e.value.errors
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Instance)) == 0
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": TUESDAY})
+    refused(InvalidPayload, inst, "record_counts", people["a1"], {"counts": counts()})
+    full = [*GOODS, {"sku": "B200", "name": "围巾", "expected": 12, "counted": 12}]
+    engine.fire(inst.id, "record_counts", people["a1"], {"counts": counts(goods=full, full=True)})
+    assert reload(inst).data["counts"]["full_count"] is True
+
+
+def test_late_signatures_escalate_to_the_store_manager_then_the_region(app, people, clock, smtp):
+    engine.start("shift_handover", "S2", people["sm2"], {"handover_at": MONDAY})
+    run_due(app, "2026-11-02T14:29:00+08:00")
+    assert mails(smtp, "【超时升级】") == []
+    run_due(app, "2026-11-02T14:30:00+08:00")
+    assert mails(smtp, "【超时升级】") == ["sm2"]
+    run_due(app, "2026-11-02T15:00:00+08:00")
+    assert mails(smtp, "【超时升级】") == ["east", "sm2"]
+
+
+def _schedule(app, when, results):
+    with app.app_context():
+        db.engine.dispose(close=False)
+        results.put(sum(scheduler.run(when).values()))
+
+
+def test_one_scheduled_handover_per_store_per_day(app, people, clock):
+    from datetime import datetime
+
+    org.unit_by_code("S2").settings = {"handover_time": "15:00"}
+    db.session.commit()
+    r = app.test_cli_runner().invoke(args=["timers", "schedule", "--now", "2026-11-02T13:59:00+08:00"])
+    assert "nothing due" in r.output
+    r = app.test_cli_runner().invoke(args=["timers", "schedule", "--now", "2026-11-02T14:00:00+08:00"])
+    assert "shift_handover: 2" in r.output  # S1 and S3; S2 hands over at 15:00
+    at_three = datetime.fromisoformat("2026-11-02T15:00:00+08:00")
+    mp = multiprocessing.get_context("fork")
+    results = mp.Queue()
+    procs = [mp.Process(target=_schedule, args=(app, at_three, results)) for _ in range(3)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert sum(results.get(timeout=5) for _ in procs) == 1  # S2, once, whichever worker won
+    db.session.rollback()
+    keys = db.session.scalars(sa.select(Instance.dedupe_key).where(Instance.workflow == "shift_handover")).all()
+    assert sorted(keys) == [f"shift_handover:{s}:2026-11-02" for s in ("S1", "S2", "S3")]
+    s2 = db.session.scalar(sa.select(Instance).where(Instance.dedupe_key == "shift_handover:S2:2026-11-02"))
+    assert s2.data["handover_at"] == "2026-11-02T15:00:00+08:00" and s2.created_by_id is None
