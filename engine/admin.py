@@ -188,3 +188,11 @@ def delete_delegation(actor: User, delegation_id: int) -> None:
         raise UnknownObject(f"no delegation {delegation_id}", delegation=delegation_id)
     db.session.delete(d)
     db.session.commit()
+
+
+def scope_unit(actor: User, code: str | None) -> OrgUnit:
+    """The unit `code` inside the actor's scope (InvalidInput if not), or the top of their scope."""
+    if code:
+        return _unit_for_write(actor, code, "org_unit")
+    top = admin_paths(actor)[0]
+    return db.session.scalar(sa.select(OrgUnit).where(OrgUnit.path == top))

@@ -7,13 +7,23 @@ Each event has an id (the same for every endpoint) so receivers can de-duplicate
 
 Signature: header `X-Signoff-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the secret>`.
 """
-from datetime import datetime
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from datetime import datetime, timedelta
 from enum import Enum
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from engine.db import JSONType, UTCDateTime, db
+from engine import clock
+from engine.db import JSONType, UTCDateTime, db, json_dumps
+from engine.errors import InvalidInput, UnknownInstance
+from engine.models import Instance, Timer
+from engine.org import OrgUnit
 
 
 class Event(str, Enum):
@@ -42,7 +52,11 @@ class Webhook(db.Model):
     events: Mapped[list] = mapped_column(JSONType, default=list)
     active: Mapped[bool] = mapped_column(default=True)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("users.id"))
+    # Events of instances at this unit or below are sent (the registering admin's scope).
+    org_unit_id: Mapped[int] = mapped_column(sa.ForeignKey("org_units.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    org_unit: Mapped[OrgUnit] = relationship()
 
 
 class WebhookDelivery(db.Model):
@@ -63,3 +77,270 @@ class WebhookDelivery(db.Model):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     webhook: Mapped[Webhook] = relationship()
+
+
+# ---- registering endpoints -------------------------------------------------------------------------------
+
+def check_url(url: str, testing: bool = False) -> str:
+    """HTTPS only (plain http to the loopback address is allowed in tests, for a local receiver)."""
+    parts = urlsplit(url)
+    local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost") and testing
+    if not (parts.scheme == "https" or local) or not parts.hostname or len(url) > 500:
+        raise InvalidInput("the endpoint must be an https:// URL", field="url")
+    return url
+
+
+def check_events(events: list[str]) -> list[str]:
+    known = {e.value for e in Event}
+    unknown = [e for e in events if e not in known]
+    if unknown or not events:
+        raise InvalidInput(f"events must be some of: {', '.join(sorted(known))}", field="events")
+    return sorted(set(events))
+
+
+def create(actor, url: str, events: list[str], org_unit_id: int, testing: bool = False) -> Webhook:
+    hook = Webhook(url=check_url(url, testing), events=check_events(events), secret=secrets.token_hex(32),
+                   created_by_id=actor.id, org_unit_id=org_unit_id, created_at=clock.now())
+    db.session.add(hook)
+    db.session.commit()
+    return hook
+
+
+def visible(scope_paths: list[str]):
+    """Webhooks registered for units inside the given org paths."""
+    return sa.select(Webhook).join(OrgUnit, Webhook.org_unit_id == OrgUnit.id).where(
+        sa.or_(*(OrgUnit.path.startswith(p, autoescape=True) for p in scope_paths)))
+
+
+def listed(scope_paths: list[str]) -> list[Webhook]:
+    return db.session.scalars(visible(scope_paths).order_by(Webhook.id)).all()
+
+
+def update(hook: Webhook, url: str | None = None, events: list[str] | None = None, active: bool | None = None,
+           testing: bool = False) -> Webhook:
+    if url is not None:
+        hook.url = check_url(url, testing)
+    if events is not None:
+        hook.events = check_events(events)
+    if active is not None:
+        hook.active = active
+    db.session.commit()
+    return hook
+
+
+def get(scope_paths: list[str], webhook_id: int) -> Webhook:
+    hook = db.session.scalar(visible(scope_paths).where(Webhook.id == webhook_id))
+    if hook is None:
+        raise UnknownInstance(f"no webhook {webhook_id}", webhook=webhook_id)
+    return hook
+
+
+def deliveries(hook: Webhook, limit: int = 100) -> list[WebhookDelivery]:
+    return db.session.scalars(sa.select(WebhookDelivery).where(WebhookDelivery.webhook_id == hook.id)
+                              .order_by(WebhookDelivery.id.desc()).limit(limit)).all()
+
+
+# ---- capturing events (inside the transaction that causes them) ------------------------------------------
+
+_PENDING = "signoff_webhooks"
+
+
+def _subscribers(conn, event: str, unit_paths: dict[int, str]) -> dict[int, list[int]]:
+    """unit id → ids of active webhooks for `event` registered at that unit or above."""
+    rows = conn.execute(sa.select(Webhook.id, Webhook.events, OrgUnit.path)
+                        .join(OrgUnit, Webhook.org_unit_id == OrgUnit.id).where(Webhook.active)).all()
+    hooks = [(hid, path) for hid, events, path in rows if event in (events or [])]
+    return {uid: [hid for hid, path in hooks if upath.startswith(path)] for uid, upath in unit_paths.items()}
+
+
+def _queue_events(session, events: list[tuple[str, str, int, dict]]) -> None:
+    """Write delivery rows for (event, event id, instance id, body) to every subscribed webhook."""
+    if not events:
+        return
+    conn = session.connection()
+    if not conn.execute(sa.select(Webhook.id).where(Webhook.active).limit(1)).first():
+        return
+    inst_ids = {i for _, _, i, _ in events}
+    facts = {r.id: r for r in conn.execute(
+        sa.select(Instance.id, Instance.workflow, Instance.definition_version, Instance.state, Instance.version,
+                  Instance.org_unit_id, OrgUnit.code, OrgUnit.path)
+        .join(OrgUnit, Instance.org_unit_id == OrgUnit.id).where(Instance.id.in_(inst_ids)))}
+    now = clock.now()
+    rows = []
+    for event, event_id, inst_id, body in events:
+        f = facts.get(inst_id)
+        if f is None:
+            continue
+        for hook_id in _subscribers(conn, event, {f.org_unit_id: f.path})[f.org_unit_id]:
+            payload = {"id": event_id, "event": event, "occurred_at": now.isoformat(),
+                       "instance": {"id": f.id, "workflow": f.workflow, "definition_version": f.definition_version,
+                                    "state": f.state, "version": f.version, "org_unit": f.code}, **body}
+            rows.append({"webhook_id": hook_id, "event_id": event_id, "event": event, "payload": payload,
+                         "status": DeliveryStatus.PENDING.value, "attempts": 0, "created_at": now})
+    if rows:
+        conn.execute(sa.insert(WebhookDelivery), rows)
+        session.info[_PENDING] = True
+
+
+def _after_flush(session, _context) -> None:
+    from engine.models import AuditEvent
+
+    events = []
+    for obj in session.new:
+        if isinstance(obj, AuditEvent):
+            kind = Event.STARTED if obj.from_state is None else Event.TRANSITIONED
+            events.append((kind.value, f"audit-{obj.id}", obj.instance_id,
+                           {"trigger": obj.trigger, "from_state": obj.from_state, "to_state": obj.to_state,
+                            "seq": obj.seq, "actor_id": obj.actor_id, "at": obj.created_at.isoformat()}))
+    _queue_events(session, events)
+
+
+def _orm_execute(state) -> None:
+    """Timers write in bulk (no ORM objects): escalations are Notification inserts, deadlines passing are
+    Timer updates to 'fired'. Read what they wrote from the statements themselves."""
+    from engine.models import Notification
+
+    stmt = state.statement
+    table = getattr(getattr(stmt, "table", None), "name", None)  # ORM statements carry an annotated copy
+    if state.is_insert and table == Notification.__tablename__ and isinstance(state.parameters, list | tuple):
+        events, seen = [], set()
+        for row in state.parameters:
+            if row.get("kind") != "escalate":
+                continue
+            timer = str(row.get("idempotency_key", "")).split(":")[1:2]
+            event_id = f"escalate-{timer[0] if timer else row['instance_id']}"
+            if event_id in seen:
+                continue
+            seen.add(event_id)
+            context = row.get("context") or {}
+            events.append((Event.ESCALATED.value, event_id, row["instance_id"],
+                           {"rung": context.get("rung"), "to": context.get("to")}))
+        _queue_events(state.session, events)
+    elif state.is_update and table == Timer.__tablename__:
+        params = stmt.compile().params
+        if params.get("status") != "fired":
+            return
+        ids = next((v for v in params.values() if isinstance(v, list | tuple)), None)
+        if not ids:
+            return
+        result = state.invoke_statement()
+        due = state.session.connection().execute(
+            sa.select(Timer.id, Timer.instance_id, Timer.state, Timer.due_at)
+            .where(Timer.id.in_(ids), Timer.rung == 0)).all()
+        _queue_events(state.session, [(Event.OVERDUE.value, f"overdue-{t.id}", t.instance_id,
+                                       {"state": t.state, "due_at": t.due_at.isoformat()}) for t in due])
+        return result
+
+
+def _after_commit(session) -> None:
+    if session.info.pop(_PENDING, False):
+        schedule()
+
+
+def _after_rollback(session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def install(session_factory) -> None:
+    """Listen on the app's sessions (called once by the API's init)."""
+    if sa.event.contains(session_factory, "after_flush", _after_flush):
+        return
+    sa.event.listen(session_factory, "after_flush", _after_flush)
+    sa.event.listen(session_factory, "do_orm_execute", _orm_execute)
+    sa.event.listen(session_factory, "after_commit", _after_commit)
+    sa.event.listen(session_factory, "after_soft_rollback", lambda s, _t: _after_rollback(s))
+
+
+# ---- sending (an RQ job) -----------------------------------------------------------------------------------
+
+def schedule(at_seconds: float = 0) -> None:
+    """Ask a worker to send what is pending (now, or in `at_seconds`). Never raises."""
+    from redis.exceptions import RedisError
+
+    from engine import queue
+
+    try:
+        q = queue.current()
+        if at_seconds <= 0:
+            q.enqueue(deliver_pending, job_id="signoff-webhooks", result_ttl=0, failure_ttl=3600)
+        else:
+            q.enqueue_in(timedelta(seconds=at_seconds), deliver_pending,
+                         job_id=f"signoff-webhooks-{int(time.time() + at_seconds)}", result_ttl=0)
+    except RedisError:
+        pass  # the next event (or `deliver_pending` run by hand) sends them
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={mac}"
+
+
+def verify(secret: str, header: str, body: bytes, tolerance: int | None = 300) -> bool:
+    """What a receiver does: check the signature header (and that it is recent)."""
+    try:
+        parts = dict(p.split("=", 1) for p in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if tolerance is not None and abs(time.time() - timestamp) > tolerance:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), header)
+
+
+def deliver_pending(limit: int = 100) -> dict:
+    """Send due deliveries; failures are retried with backoff, up to MAX_ATTEMPTS. Returns counts."""
+    from flask import current_app
+
+    backoff = current_app.config.get("WEBHOOK_BACKOFF", BACKOFF)
+    timeout = current_app.config.get("WEBHOOK_TIMEOUT", TIMEOUT)
+    now = clock.now()
+    due = db.session.scalars(sa.select(WebhookDelivery).where(
+        WebhookDelivery.status == DeliveryStatus.PENDING.value,
+        sa.or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now))
+        .order_by(WebhookDelivery.id).limit(limit)).all()
+    counts = {"delivered": 0, "retrying": 0, "failed": 0}
+    retry_in = None
+    for d in due:
+        code, error = _post(d, timeout)
+        d.attempts += 1
+        d.last_status_code, d.last_error = code, error
+        if error is None:
+            d.status, d.delivered_at, d.next_attempt_at = DeliveryStatus.DELIVERED.value, clock.now(), None
+            counts["delivered"] += 1
+        elif d.attempts >= MAX_ATTEMPTS:
+            d.status, d.next_attempt_at = DeliveryStatus.FAILED.value, None
+            counts["failed"] += 1
+        else:
+            wait = backoff[min(d.attempts - 1, len(backoff) - 1)]
+            d.next_attempt_at = clock.now() + timedelta(seconds=wait)
+            retry_in = wait if retry_in is None else min(retry_in, wait)
+            counts["retrying"] += 1
+        db.session.commit()  # each attempt is logged even if a later one hangs
+    if retry_in is not None:
+        schedule(max(retry_in, 1))
+    elif len(due) == limit:
+        schedule()
+    return counts
+
+
+def _post(d: WebhookDelivery, timeout: float) -> tuple[int | None, str | None]:
+    import urllib.error
+    import urllib.request
+
+    body = json_dumps(d.payload).encode()
+    stamp = int(time.time())
+    request = urllib.request.Request(d.webhook.url, data=body, method="POST", headers={
+        "Content-Type": "application/json; charset=utf-8", "User-Agent": "Signoff-Webhooks/1",
+        "X-Signoff-Event": d.event, "X-Signoff-Event-Id": d.event_id, "X-Signoff-Delivery": str(d.id),
+        "X-Signoff-Signature": sign(d.webhook.secret, stamp, body)})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (URL checked on create)
+            return response.status, None
+    except urllib.error.HTTPError as e:
+        return e.code, f"HTTP {e.code}"
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        return None, str(getattr(e, "reason", e))[:500]
+
+
+def payload_json(d: WebhookDelivery) -> str:
+    return json.dumps(d.payload, ensure_ascii=False)

@@ -4,6 +4,7 @@ and out, the OpenAPI 3 spec at /api/v1/openapi.json and Swagger UI at /api/v1/do
 from flask import g, request, send_from_directory
 from flask_smorest import Api
 
+from engine.db import db
 from web.api import auth, errors
 
 PREFIX = "/api/v1"
@@ -44,6 +45,7 @@ def init_app(app) -> None:
         "security": [{"bearerAuth": []}],
     })
     api.init_app(app)
+    webhooks.install(db.session)
     app.before_request(_fresh_request_state)
 
     assets = swagger_ui_bundle.swagger_ui_path
