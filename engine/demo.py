@@ -2,7 +2,7 @@
 instances in flight. Loaded by `flask --app wsgi demo` and by `make run`."""
 import sqlalchemy as sa
 
-from engine import org, runtime
+from engine import clock, demo_instances, org
 from engine.db import db
 
 PASSWORD = "signoff-demo"
@@ -31,6 +31,9 @@ PEOPLE = [  # login, name, roles, locale
     ("wang.yewu", "王业务", ["rep@TEAM-E"], "zh"),
     ("feng.yewu", "冯业务", ["rep@TEAM-S"], "en"),
     ("chen.peixun", "陈培训", ["trainer@EAST"], "zh"),
+    ("lin.zhuguan", "林主管", ["sales_manager@EAST"], "zh"),  # the sales manager above the eastern stores
+    ("xin.yi", "新员工一", ["rep@TEAM-E"], "zh"),
+    ("xin.er", "新员工二", ["rep@TEAM-E"], "zh"),
     ("he.kefu", "何客服", ["service_agent@EAST"], "zh"),
     ("lv.kefu", "吕客服", ["service_agent@SOUTH"], "zh"),
 ]
@@ -55,23 +58,8 @@ def load(progress=lambda line: None) -> list[str]:
             org.add_user(login, name, f"{login}@example.com", PASSWORD,
                          [tuple(r.split("@")) for r in roles], locale=locale)
         db.session.commit()
-        progress("starting sample instances…")
-        _instances()
+        progress("starting the five workflows across the stores (some overdue)…")
+        demo_instances.create(clock.now())
     lines = [f"{'login':<14} {'password':<14} roles"]
     lines += [f"{login:<14} {PASSWORD:<14} {', '.join(roles)}" for login, _, roles, _ in PEOPLE]
     return lines
-
-
-def _instances() -> None:
-    user = org.user_by_login
-    request = {"customer": "李女士", "amount": "1280.00", "discount_percent": "15", "reason": "老客户生日"}
-    runtime.start("discount_request", "SH01", user("dianyuan1a"), request)
-    submitted = runtime.start("discount_request", "SH01", user("dianyuan1b"), {**request, "customer": "张先生"})
-    runtime.fire(submitted.id, "submit", user("dianyuan1b"))
-    large = runtime.start("discount_request", "GZ01", user("dianyuan3a"),
-                          {**request, "customer": "广州贸易公司", "amount": "56000.00", "discount_percent": "25"})
-    runtime.fire(large.id, "submit", user("dianyuan3a"))
-    runtime.fire(large.id, "approve", user("dianzhang3"))
-    done = runtime.start("discount_request", "HZ01", user("dianyuan2a"), {**request, "customer": "刘女士"})
-    runtime.fire(done.id, "submit", user("dianyuan2a"))
-    runtime.fire(done.id, "approve", user("dianzhang2"))

@@ -89,7 +89,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     c = Clock(datetime(2026, 11, 2, 2, 0, tzinfo=UTC))  # Monday 10:00 in Shanghai
-    monkeypatch.setattr(engine_clock, "now", c.now)
+    monkeypatch.setattr(engine_clock, "source", c.now)
     return c
 
 

@@ -2,6 +2,7 @@
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -94,7 +95,8 @@ def test_lint_fails_on_a_broken_definition(ctx, monkeypatch):
     assert "workflow 'test_quorum' v1: initial: unknown state 'nowhere'" in r.output
 
 
-def test_demo_loads_once(ctx):
+def test_demo_loads_once(ctx, clock):
+    clock.set(datetime(2026, 11, 27, 3, 0, tzinfo=UTC))  # a Friday, 11:00 in Shanghai
     r = run(ctx, "demo")
     assert r.exit_code == 0, r.output
     assert "dianzhang1" in r.output and "signoff-demo" in r.output
@@ -102,8 +104,11 @@ def test_demo_loads_once(ctx):
     assert (units.count("company"), units.count("region"), units.count("store")) == (1, 2, 4)
     roles = set(db.session.scalars(sa.select(org.RoleAssignment.role)))
     assert roles == {r.value for r in org.Role}
-    states = sorted(db.session.scalars(sa.select(Instance.state)))
-    assert states == ["approved", "draft", "regional_review", "store_review"]
+    rows = db.session.execute(sa.select(Instance.workflow, Instance.state, Instance.due_at)).all()
+    assert {w for w, _, _ in rows} == {"monthly_plan", "stocktake", "shift_handover", "complaint", "training_cohort"}
+    overdue = {w for w, _, due in rows if due and due < clock.now()}
+    assert {"stocktake", "shift_handover", "complaint"} <= overdue
+    assert {s for w, s, _ in rows if w == "stocktake"} == {"closed", "reporting", "counting", "accountant_review"}
     before = count(AuditEvent)
     r = run(ctx, "demo")
     assert r.exit_code == 0 and "already loaded" in r.output and count(AuditEvent) == before

@@ -8,7 +8,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 import engine
-from engine import queue
+from engine import clock, queue
 from engine.db import db
 from engine.models import Timer
 
@@ -65,15 +65,9 @@ def test_the_real_worker_command_fires_and_mails(app, people, smtp, rq_queue):
     # Real time here: the timers are armed in the past, so the worker process (which reads the real clock) finds
     # them due.
     past = datetime.now(UTC) - timedelta(hours=9)
-    import engine.clock as engine_clock
-
-    real_now = engine_clock.now
-    engine_clock.now = lambda: past
-    try:
+    with clock.as_of(past):
         inst = engine.start("discount_request", "S1", people["a1"], REQUEST)
         engine.fire(inst.id, "submit", people["a1"])
-    finally:
-        engine_clock.now = real_now
     cfg = app.config["SIGNOFF_CONFIG"]
     env = dict(os.environ, SIGNOFF_ENV="testing", SIGNOFF_INSTANCE=str(cfg.INSTANCE_PATH),
                TEST_REDIS_URL=cfg.REDIS_URL or queue.embedded_url(cfg), MAIL_SERVER="127.0.0.1",
