@@ -60,7 +60,7 @@ def decode_cursor(cursor: str) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")
-        if kind != "i":
+        if kind != "i" or not 0 < int(value) < 2**31:
             raise ValueError(cursor)
         return int(value)
     except (ValueError, binascii.Error, UnicodeDecodeError):
@@ -104,7 +104,7 @@ def _search(q: str):
     q = q.strip()
     text = sa.cast(Instance.data, sa.Text)
     clauses = [text.contains(q, autoescape=True)]
-    if q.lstrip("#").isdigit() and len(q) < 18:
+    if q.lstrip("#").isdigit() and len(q) < 11 and int(q.lstrip("#")) < 2**31:
         clauses.append(Instance.id == int(q.lstrip("#")))
     return sa.or_(*clauses)
 

@@ -1,13 +1,36 @@
 """The JSON API, /api/v1: flask-smorest blueprints (one module per resource group), marshmallow schemas in
 and out, the OpenAPI 3 spec at /api/v1/openapi.json and Swagger UI at /api/v1/docs from the locally installed
 `swagger-ui-bundle` package (no CDN). Bearer-token auth only; one JSON error shape for every error."""
+from apispec import BasePlugin
 from flask import g, request, send_from_directory
 from flask_smorest import Api
+from werkzeug.routing import IntegerConverter
 
 from engine.db import db
 from web.api import auth, errors
 
 PREFIX = "/api/v1"
+
+
+MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+
+
+class IdConverter(IntegerConverter):
+    """`<id:name>`: a positive database id; anything else is a 404 before a query could overflow."""
+
+    def __init__(self, url_map):
+        super().__init__(url_map, min=1, max=MAX_ID)
+
+
+class CommonResponses(BasePlugin):
+    """Document what any operation may answer: 429 (rate limited) and 500, in the one error shape."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        for operation in (operations or {}).values():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault("429", {"description": "Rate limited (see Retry-After)", **error})
+            responses.setdefault("500", {"description": "Unexpected server error (no details are exposed)", **error})
 
 
 class SignoffApi(Api):
@@ -19,7 +42,7 @@ class SignoffApi(Api):
         errors.init_app(self._app)
 
 
-api = SignoffApi()
+api = SignoffApi(spec_kwargs={"extra_plugins": [CommonResponses()]})
 
 
 def init_app(app) -> None:
@@ -44,7 +67,9 @@ def init_app(app) -> None:
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearerAuth": []}],
     })
+    app.url_map.converters["id"] = IdConverter
     api.init_app(app)
+    api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
     webhooks.install(db.session)
     app.before_request(_fresh_request_state)
 

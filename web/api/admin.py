@@ -201,7 +201,7 @@ class UserRoles(MethodView):
         return _assignment(admin.grant(current_user(), login, args["role"], args["org_unit"]))
 
 
-@blp.route("/users/<string:login>/roles/<int:assignment_id>")
+@blp.route("/users/<string:login>/roles/<id:assignment_id>")
 class UserRoleItem(MethodView):
     @blp.response(204)
     @errors(blp, 401, 403, 404, 422)
@@ -227,7 +227,7 @@ class Delegations(MethodView):
                                                    args["starts_at"], args["ends_at"]))
 
 
-@blp.route("/delegations/<int:delegation_id>")
+@blp.route("/delegations/<id:delegation_id>")
 class DelegationItem(MethodView):
     @blp.response(204)
     @errors(blp, 401, 403, 404)

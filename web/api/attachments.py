@@ -42,7 +42,7 @@ def _root():
     return current_app.instance_path
 
 
-@blp.route("/<int:instance_id>/attachments")
+@blp.route("/<id:instance_id>/attachments")
 class Attachments(MethodView):
     @blp.response(200, AttachmentOut(many=True))
     @errors(blp, 401, 404)
@@ -61,7 +61,7 @@ class Attachments(MethodView):
         return _out(attachments.add(_root(), inst, current_user(), upload.filename, upload.stream, _limit()))
 
 
-@blp.route("/<int:instance_id>/attachments/<int:attachment_id>")
+@blp.route("/<id:instance_id>/attachments/<id:attachment_id>")
 class AttachmentFile(MethodView):
     @blp.response(200, {"type": "string", "format": "binary"}, content_type="application/octet-stream",
                   description="The file, with its sniffed Content-Type")

@@ -51,7 +51,7 @@ class Instances(MethodView):
         return present.instance(inst, user)
 
 
-@blp.route("/<int:instance_id>")
+@blp.route("/<id:instance_id>")
 class InstanceItem(MethodView):
     @blp.response(200, InstanceOut)
     @blp.alt_response(401, **error_responses[401])
@@ -62,7 +62,7 @@ class InstanceItem(MethodView):
         return present.instance(queries.visible_instance(instance_id, user), user)
 
 
-@blp.route("/<int:instance_id>/actions/<string:trigger>")
+@blp.route("/<id:instance_id>/actions/<string:trigger>")
 class InstanceAction(MethodView):
     @blp.arguments(ActionIn)
     @blp.doc(parameters=[IF_MATCH, IDEMPOTENCY_KEY])
@@ -125,7 +125,7 @@ def _if_match() -> int | None:
     return int(text)
 
 
-@blp.route("/<int:instance_id>/history")
+@blp.route("/<id:instance_id>/history")
 class InstanceHistory(MethodView):
     @blp.response(200, HistoryEntryOut(many=True))
     @blp.alt_response(401, **error_responses[401])

@@ -83,7 +83,7 @@ class Webhooks(MethodView):
         return _out(hook, secret=True)
 
 
-@blp.route("/<int:webhook_id>")
+@blp.route("/<id:webhook_id>")
 class WebhookItem(MethodView):
     @blp.response(200, WebhookOut)
     @errors(blp, 401, 403, 404)
@@ -106,7 +106,7 @@ class WebhookItem(MethodView):
         webhooks.update(webhooks.get(admin.admin_paths(current_user()), webhook_id), active=False)
 
 
-@blp.route("/<int:webhook_id>/deliveries")
+@blp.route("/<id:webhook_id>/deliveries")
 class Deliveries(MethodView):
     @blp.response(200, DeliveryOut(many=True))
     @errors(blp, 401, 403, 404)
