@@ -119,3 +119,14 @@ def test_deadlines_remind_the_rep_and_escalate_to_the_managers(app, people, cloc
     assert mails(smtp, "【超时升级】") == ["east"]
     run_due(app, "2026-11-05T10:00:00+08:00")
     assert mails(smtp, "【超时升级】") == ["boss", "east"]
+
+
+def test_annual_targets_from_the_command_line(app, people, clock):
+    runner = app.test_cli_runner()
+    r = runner.invoke(args=["targets", "set", "2026", "T1", "--user", "rep1", "--amount", "1200000",
+                            "--new-customers", "120", "--visits", "2400"])
+    assert r.exit_code == 0, r.output
+    inst = engine.start("monthly_plan", "T1", people["rep1"], {"month": "2026-12"})
+    assert inst.data["targets"]["amount"] == "111290.32"
+    r = runner.invoke(args=["targets", "set", "2026", "NOPE", "--amount", "1"])
+    assert r.exit_code == 1 and "unknown org unit 'NOPE'" in r.output

@@ -111,3 +111,18 @@ def test_book_stock_from_csv():
     assert set(e.value.errors) == {"line 2", "line 3"}
     with pytest.raises(InvalidPayload):
         parse_book_csv("商品,件数\nA,1\n")
+
+
+def test_book_stock_csv_through_the_command_line(app, people, counting, tmp_path):
+    good, bad = tmp_path / "book.csv", tmp_path / "bad.csv"
+    good.write_text("编码,名称,数量\nA100,羊毛衫,90\nE500,腰带,7\n", encoding="utf-8-sig")
+    bad.write_text("sku,name,quantity\nA100,羊毛衫,many\n", encoding="utf-8")
+    runner = app.test_cli_runner()
+    r = runner.invoke(args=["stocktake", "load-book", str(counting.id), str(good), "--as", "dep1"])
+    assert r.exit_code == 0 and "loaded 2 book lines" in r.output
+    assert [b["sku"] for b in reload(counting).data["book"]] == ["A100", "E500"]
+    r = runner.invoke(args=["stocktake", "load-book", str(counting.id), str(bad), "--as", "dep1"])
+    assert r.exit_code == 1 and "line 2" in r.output
+    r = runner.invoke(args=["stocktake", "load-book", str(counting.id), str(good), "--as", "a1"])
+    assert r.exit_code == 1 and "may not 'load_book'" in r.output
+    assert [b["quantity"] for b in reload(counting).data["book"]] == [90, 7]

@@ -29,7 +29,9 @@ def clear_errors(fn):
             return fn(*args, **kwargs)
         except (EngineError, DefinitionError) as e:
             db.session.rollback()
-            raise click.ClickException(str(e)) from None
+            fields = getattr(e, "errors", None) or {}
+            details = "".join(f"\n  {name}: {' '.join(map(str, messages))}" for name, messages in fields.items())
+            raise click.ClickException(f"{e}{details}") from None
 
     return wrapper
 
@@ -239,6 +241,46 @@ def mail_send():
     click.echo(f"sent {outcome.sent}, retrying {outcome.retrying}, failed {outcome.failed}")
 
 
+targets_cli = AppGroup("targets", help="Annual targets (年度目标), broken down into months, weeks and days.")
+stocktake_cli = AppGroup("stocktake", help="Month-end stocktakes.")
+
+
+@targets_cli.command("set")
+@click.argument("year", type=click.IntRange(2000, 2100))
+@click.argument("unit_code", metavar="ORGCODE")
+@click.option("--user", "login", help="The rep's login (omit for the unit's own target).")
+@click.option("--amount", required=True, type=click.FloatRange(min=0))
+@click.option("--new-customers", default=0, type=click.IntRange(min=0))
+@click.option("--visits", default=0, type=click.IntRange(min=0))
+@clear_errors
+def targets_set(year, unit_code, login, amount, new_customers, visits):
+    """Set a rep's (or a unit's) annual target; monthly plans are pre-filled from it."""
+    from engine import targets
+
+    unit = org.unit_by_code(unit_code)
+    user = org.user_by_login(login) if login else None
+    targets.set_annual(year, unit.id, user.id if user else None, f"{amount:.2f}", new_customers, visits)
+    db.session.commit()
+    click.echo(f"{year} target for {login or unit_code} at {unit_code}: {amount:.2f}, {new_customers} new customers, "
+               f"{visits} visits")
+
+
+@stocktake_cli.command("load-book")
+@click.argument("instance_id", type=int)
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--as", "login", required=True, help="Who loads it (a store or deputy manager of the store).")
+@clear_errors
+def stocktake_load_book(instance_id, csv_file, login):
+    """Load book stock (sku,name,quantity or 编码,名称,数量) into a stocktake from a CSV file."""
+    from engine import runtime
+    from workflows.stocktake import parse_book_csv
+
+    lines = parse_book_csv(csv_file.read())
+    runtime.fire(instance_id, "load_book", org.user_by_login(login), {"book": lines})
+    click.echo(f"loaded {len(lines)} book lines into stocktake #{instance_id}")
+
+
 def init_app(app) -> None:
-    for command in (org_cli, users_cli, workflows_cli, calendar_cli, timers_cli, mail_cli, demo, worker):
+    for command in (org_cli, users_cli, workflows_cli, calendar_cli, timers_cli, mail_cli, targets_cli, stocktake_cli,
+                    demo, worker):
         app.cli.add_command(command)
