@@ -194,8 +194,10 @@ def escalation_recipients(compiled, inst: Instance, owners: list[Holder], to: st
         found = [h for boss in bosses for h in org.holders(boss.value, inst.org_unit, at)]
         people, levels = [h.on_behalf_of or h.user for h in found], levels - 1
     for _ in range(levels):
-        found = [m for p in people for m in org.manager_of(p, inst.org_unit, at)]
-        people = [h.on_behalf_of or h.user for h in found]
+        above = [m for p in people for m in org.manager_of(p, inst.org_unit, at)]
+        if not above:
+            break  # the top of the org chart: the highest level found hears it again rather than nobody
+        found, people = above, [h.on_behalf_of or h.user for h in above]
     return found
 
 
