@@ -288,3 +288,60 @@ def test_rate_limit(api, app, monkeypatch):
 def test_the_ui_keeps_html_errors(api):
     r = api.client.get("/no-such-page")
     assert r.status_code == 404 and not r.is_json
+
+
+def test_idempotent_start(api):
+    body = {"workflow": "discount_request", "org_unit": "S1", "data": REQUEST}
+    first = api.post("/instances", as_="a1", json=body, headers={"Idempotency-Key": "start-1"})
+    again = api.post("/instances", as_="a1", json=body, headers={"Idempotency-Key": "start-1"})
+    assert first.status_code == again.status_code == 201 and first.json == again.json
+    assert len(api.get("/instances", as_="a1").json["items"]) == 1
+    error(api.post("/instances", as_="a1", json={**body, "comment": "x"}, headers={"Idempotency-Key": "start-1"}),
+          422, "idempotency_key_reused")
+    r = error(api.post("/instances", as_="sm2", json=body, headers={"Idempotency-Key": "start-1"}), 403)
+    assert r["details"]["reason"] == "role_or_scope"
+    error(api.post("/instances", as_="a1", json=body, headers={"Idempotency-Key": "x" * 300}), 422)
+
+
+def test_history_shows_mail_that_could_not_be_delivered(api, clock):
+    from engine.models import Notification
+
+    inst = api.submitted()
+    n = db.session.scalars(sa.select(Notification).where(Notification.instance_id == inst["id"])).first()
+    n.status, n.attempts, n.last_error = "failed", 5, "550 no such mailbox"
+    db.session.commit()
+    history = api.get(f"/instances/{inst['id']}/history", as_="a1").json
+    failed = [h for h in history if h["kind"] == "mail_failed"]
+    assert len(failed) == 1 and "550 no such mailbox" in failed[0]["detail"]
+
+
+def test_json_keeps_chinese_readable(api):
+    r = api.get("/instances/999", as_="a1")
+    assert "找不到" in r.get_data(as_text=True)
+
+
+def test_concurrent_actions_one_wins_the_other_gets_409(api, app):
+    import threading
+
+    iid = api.submitted()["id"]
+    tokens = {login: api.token(login) for login in ("sm1", "sm1asst")}
+    barrier = threading.Barrier(2)
+    results = {}
+
+    def act(login):
+        client = app.test_client()
+        barrier.wait()
+        r = client.post(f"/api/v1/instances/{iid}/actions/approve", json={},
+                        headers={"Authorization": f"Bearer {tokens[login]}"})
+        results[login] = (r.status_code, r.get_json())
+
+    threads = [threading.Thread(target=act, args=(login,)) for login in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    statuses = sorted(code for code, _ in results.values())
+    assert statuses == [200, 409], results
+    loser = next(body for code, body in results.values() if code == 409)
+    assert loser["details"]["state"] == "approved" or loser["error"] == "version_conflict", loser
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 3

@@ -67,6 +67,7 @@ def init_app(app) -> None:
         "components": {"securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearerAuth": []}],
     })
+    app.json.ensure_ascii = False  # Chinese stays readable in every JSON response
     app.url_map.converters["id"] = IdConverter
     api.init_app(app)
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from engine.db import db
-from engine.errors import EngineError, InvalidPayload, VersionConflict
+from engine.errors import EngineError, InvalidPayload, NotPermitted, VersionConflict
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +102,8 @@ def payload(status: int, name: str, detail: str | None = None, errors: dict | No
 def engine_error_response(e: EngineError, if_match_given: bool = False):
     status, name = e.status, e.code
     details = {k: v for k, v in e.details.items() if k != "errors"}
+    if isinstance(e, NotPermitted):
+        details.setdefault("reason", "role_or_scope")
     if isinstance(e, VersionConflict) and if_match_given:
         status, name = 412, "precondition_failed"
     errors = e.errors if isinstance(e, InvalidPayload) else e.details.get("errors")

@@ -2,17 +2,16 @@
 
 Every read and write goes through the caller's scope: an instance they may not see is a 404, never a 403.
 """
-from flask import g, jsonify, request
+from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 import engine
-from engine import idempotency, queries
-from engine.errors import EngineError
-from web.api import present
+from engine import queries
+from web.api import idempotent, present
 from web.api.auth import current_user
 from web.api.common import error_responses
-from web.api.errors import ApiError, engine_error_response
+from web.api.errors import ApiError
 from web.api.schemas import ActionIn, HistoryEntryOut, InstanceOut, InstancePage, InstanceQuery, StartIn
 
 blp = Blueprint("api_instances", __name__, url_prefix="/api/v1/instances",
@@ -20,10 +19,6 @@ blp = Blueprint("api_instances", __name__, url_prefix="/api/v1/instances",
 
 IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
             "description": "The instance version the action was decided on; 412 when it has changed since."}
-IDEMPOTENCY_KEY = {"in": "header", "name": "Idempotency-Key", "required": False,
-                   "schema": {"type": "string", "minLength": 1, "maxLength": 255},
-                   "description": "A repeat with the same key and body returns the first response and changes "
-                                  "nothing; the same key with a different body is a 422."}
 
 
 @blp.route("")
@@ -38,17 +33,23 @@ class Instances(MethodView):
         return {"items": [present.summary(i) for i in page.items], "next_cursor": page.next_cursor}
 
     @blp.arguments(StartIn)
+    @blp.doc(parameters=[idempotent.HEADER])
     @blp.response(201, InstanceOut)
     @blp.alt_response(400, **error_responses[400])
     @blp.alt_response(401, **error_responses[401])
     @blp.alt_response(403, **error_responses[403])
     @blp.alt_response(404, **error_responses[404])
+    @blp.alt_response(409, **error_responses[409])
     @blp.alt_response(422, **error_responses[422])
     def post(self, args):
-        """Start a workflow at an org unit (the latest version of the workflow)."""
+        """Start a workflow at an org unit (the latest version of the workflow). Optional Idempotency-Key."""
         user = current_user()
-        inst = engine.start(args["workflow"], args["org_unit"], user, args["data"], comment=args["comment"])
-        return present.instance(inst, user)
+
+        def write():
+            inst = engine.start(args["workflow"], args["org_unit"], user, args["data"], comment=args["comment"])
+            return present.instance(inst, user)
+
+        return idempotent.run(user, InstanceOut(), 201, write)
 
 
 @blp.route("/<id:instance_id>")
@@ -65,7 +66,7 @@ class InstanceItem(MethodView):
 @blp.route("/<id:instance_id>/actions/<string:trigger>")
 class InstanceAction(MethodView):
     @blp.arguments(ActionIn)
-    @blp.doc(parameters=[IF_MATCH, IDEMPOTENCY_KEY])
+    @blp.doc(parameters=[IF_MATCH, idempotent.HEADER])
     @blp.response(200, InstanceOut)
     @blp.alt_response(400, **error_responses[400])
     @blp.alt_response(401, **error_responses[401])
@@ -78,30 +79,8 @@ class InstanceAction(MethodView):
         """Fire `trigger` on the instance. Optional If-Match (version) and Idempotency-Key headers."""
         user = current_user()
         expected = _if_match()
-        key = request.headers.get("Idempotency-Key")
-        if key is None:
-            return _act(user, instance_id, trigger, args, expected)
-        digest = idempotency.request_hash("POST", request.path, [request.get_json(silent=True), expected])
-        replay = idempotency.begin(user.id, key, digest)
-        if replay is not None:
-            return _json(replay.body, replay.status)
-        try:
-            body = _act(user, instance_id, trigger, args, expected)
-            status = 200
-        except EngineError as e:
-            body, status = engine_error_response(e, expected is not None)
-        except BaseException:
-            idempotency.abandon(user.id, key)
-            raise
-        body = InstanceOut().dump(body) if status == 200 else body
-        idempotency.finish(user.id, key, status, body)
-        return _json(body, status)
-
-
-def _json(body: dict, status: int):
-    response = jsonify(body)
-    response.status_code = status
-    return response
+        return idempotent.run(user, InstanceOut(), 200, lambda: _act(user, instance_id, trigger, args, expected),
+                              extra=expected)
 
 
 def _act(user, instance_id, trigger, args, expected):
