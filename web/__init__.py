@@ -22,11 +22,12 @@ def create_app(config=None) -> Flask:
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"), render_as_batch=True)
 
     from web import api, cli, errors, ui
-    from web.api.i18n import babel, select_locale
+    from web.api.i18n import babel
+    from web.ui.i18n import select_locale  # pages: the user's setting, then Accept-Language; the API: its own rule
 
     babel.init_app(app, locale_selector=select_locale)
     cli.init_app(app)
     errors.init_app(app)
-    app.register_blueprint(ui.bp)
+    ui.init_app(app)
     api.init_app(app)
     return app

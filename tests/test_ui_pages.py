@@ -1,0 +1,172 @@
+"""The UI through Flask's test client: sign-in, cookies, rate limits, CSRF on every POST form, scope on every
+page that takes an object id, languages, forms generated from schemas, inbox and bulk actions."""
+import re
+from datetime import timedelta
+
+import pytest
+
+import engine
+from engine import org
+from engine.db import db
+from tests.ui_fixtures import Session, csrf_token
+
+pytest_plugins = ["tests.ui_fixtures"]
+
+
+def plan(people, month="2026-12", budget="3000"):
+    inst = engine.start("monthly_plan", "T1", people["rep1"], {"month": month, "budget": budget})
+    return engine.fire(inst.id, "submit", people["rep1"])
+
+
+def test_healthz_and_landing(app, people, signed_in):
+    c = app.test_client()
+    assert c.get("/healthz").get_json() == {"status": "ok"}
+    assert c.get("/").status_code == 302 and "/login" in c.get("/inbox").headers["Location"]
+    assert signed_in("rep1").get("/").headers["Location"].endswith("/inbox")
+
+
+def test_login_cookie_flags_and_no_enumeration(app, people, fresh_limits):
+    s = Session(app)
+    wrong = s.post("/login", {"login": "rep1", "password": "nope"})
+    unknown = s.post("/login", {"login": "nobody", "password": "nope"})
+    assert wrong.status_code == unknown.status_code == 401
+    assert "登录名或密码错误" in wrong.get_data(as_text=True)
+    strip = lambda r: re.sub(r'value="[^"]*"', "", r.get_data(as_text=True))  # noqa: E731
+    assert strip(wrong) == strip(unknown).replace('"nobody"', '"rep1"').replace("nobody", "rep1")
+    ok = s.post("/login", {"login": "rep1", "password": "pw-rep1"})
+    assert ok.status_code == 302
+    cookie = ok.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    https = app.test_client()
+    page = https.get("/login", base_url="https://localhost").get_data(as_text=True)
+    r = https.post("/login", base_url="https://localhost",
+                   data={"login": "rep1", "password": "pw-rep1", "csrf_token": csrf_token(page)},
+                   headers={"Referer": "https://localhost/login"})
+    assert r.status_code == 302 and "Secure" in r.headers["Set-Cookie"]
+
+
+def test_failed_logins_are_limited_per_account_and_per_address(app, people, fresh_limits, monkeypatch):
+    s = Session(app)
+    for _ in range(5):
+        assert s.post("/login", {"login": "rep1", "password": "bad"}).status_code == 401
+    blocked = s.post("/login", {"login": "rep1", "password": "pw-rep1"})  # even the right password now
+    assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
+    assert s.post("/login", {"login": "salesmgr", "password": "pw-salesmgr"}).status_code == 302
+    monkeypatch.setitem(app.config, "UI_LOGIN_ADDRESS_LIMIT", 3)
+    other = Session(app)
+    for login in ("a1", "a2"):
+        other.post("/login", {"login": login, "password": "bad"})
+    assert other.post("/login", {"login": "sm1", "password": "pw-sm1"}).status_code == 429  # 3 from this address
+
+
+def test_logout_and_change_password(app, people, signed_in):
+    s = signed_in("rep1")
+    assert s.post("/account", {"form": "password", "pw-current": "bad", "pw-new": "longenough1",
+                               "pw-repeat": "longenough1"}).status_code == 422
+    other = signed_in("rep1")  # a second session of the same person
+    r = s.post("/account", {"form": "password", "pw-current": "pw-rep1", "pw-new": "longenough1",
+                            "pw-repeat": "longenough1"})
+    assert r.status_code == 302
+    assert s.get("/inbox").status_code == 200
+    assert other.get("/inbox").status_code == 302  # a changed password ends the other sessions
+    assert s.post("/logout").status_code == 302 and s.get("/inbox").status_code == 302
+    db.session.expire_all()
+    assert org.user_by_login("rep1").check_password("longenough1")
+
+
+POSTS = ["/login", "/logout", "/account", "/inbox/bulk", "/start/monthly_plan", "/instances/{id}/actions/approve"]
+
+
+@pytest.mark.parametrize("url", POSTS)
+def test_every_post_form_rejects_a_missing_or_wrong_csrf_token(app, people, clock, signed_in, url):
+    inst = plan(people)
+    s = signed_in("salesmgr")
+    url = url.format(id=inst.id)
+    assert s.post(url, {"login": "rep1", "password": "pw-rep1"}, csrf=None).status_code == 400
+    assert s.post(url, {"login": "rep1", "password": "pw-rep1"}, csrf="forged").status_code == 400
+    db.session.expire_all()
+    assert db.session.get(type(inst), inst.id).state == "manager_review"
+
+
+def test_instance_pages_check_scope(app, people, clock, signed_in):
+    inst = plan(people)
+    assert signed_in("salesmgr").get(f"/instances/{inst.id}").status_code == 200
+    stranger = signed_in("sm3")  # a store manager in another region
+    assert stranger.get(f"/instances/{inst.id}").status_code == 404
+    assert stranger.get("/instances/999999").status_code == 404
+    assert stranger.post(f"/instances/{inst.id}/actions/approve").status_code == 404
+    r = stranger.post("/inbox/bulk", {"ids": [str(inst.id)], "trigger": "approve"})
+    assert 'class="error"' in r.get_data(as_text=True) and "未找到，或您无权查看" in r.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(type(inst), inst.id).state == "manager_review"
+    assert stranger.get("/start/monthly_plan").status_code == 404  # not a rep: may not start plans
+    assert stranger.get("/admin").status_code == 404
+    assert signed_in("admin").get("/admin").status_code == 200
+
+
+def test_language_default_accept_language_and_user_setting(app, people, signed_in):
+    assert "我的待办" in signed_in("rep1").get("/inbox").get_data(as_text=True)
+    anonymous = Session(app, lang="en-US,en;q=0.9")
+    assert "Sign in" in anonymous.get("/login").get_data(as_text=True)  # before sign-in: Accept-Language
+    assert "登录" in Session(app).get("/login").get_data(as_text=True)
+    page = signed_in("south", lang="zh-CN").get("/inbox").get_data(as_text=True)  # south's own setting: en
+    assert "My tasks" in page and "我的待办" not in page
+    zh = signed_in("rep1", lang="zh-CN")
+    assert zh.post("/account", {"form": "settings", "s-locale": "en"}).status_code == 302
+    assert "My tasks" in zh.get("/inbox").get_data(as_text=True)  # the user's setting beats Accept-Language
+
+
+def test_start_form_keeps_input_and_shows_errors_next_to_fields(app, people, clock, signed_in):
+    s = signed_in("rep1")
+    form = s.get("/start/monthly_plan").get_data(as_text=True)
+    assert 'name="targets.amount"' in form and 'name="actions.0.title"' in form
+    bad = {"org_unit": "T1", "month": "2026-12", "budget": "-5", "notes": "先拜访老客户", "actions.0.title": "拜访",
+           "actions.1.week": "9", "targets.amount": "abc", "targets.new_customers": "3", "targets.visits": "10"}
+    r = s.post("/start/monthly_plan", bad)
+    html = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert re.search(r'data-field="budget">不能小于0', html)
+    assert re.search(r'data-field="targets.amount">不是有效的数字', html)
+    assert re.search(r'data-field="actions.1.title">此项为必填项', html)
+    assert 'value="先拜访老客户"' not in html and "先拜访老客户</textarea>" in html  # nothing lost
+    assert 'value="拜访"' in html
+    bad.update({"budget": "5000", "targets.amount": "100000", "actions.1.week": ""})
+    r = s.post("/start/monthly_plan", bad)
+    assert r.status_code == 302
+    inst = db.session.get(__import__("engine.models", fromlist=["Instance"]).Instance,
+                          int(r.headers["Location"].rsplit("/", 1)[1]))
+    assert inst.data["targets"]["amount"] == "100000.00" and inst.data["actions"][0]["title"] == "拜访"
+
+
+def test_action_errors_are_translated_and_refusals_shown(app, people, clock, signed_in):
+    inst = plan(people)
+    s = signed_in("salesmgr")
+    page = s.get(f"/instances/{inst.id}").get_data(as_text=True)
+    assert 'id="action-approve"' in page and 'id="action-return"' in page
+    r = s.post(f"/instances/{inst.id}/actions/return", {"version": str(inst.version)})
+    assert r.status_code == 422 and "此操作需要填写意见" in r.get_data(as_text=True)
+    r = s.post(f"/instances/{inst.id}/actions/approve", {"version": "1"})  # a stale page
+    assert r.status_code == 409 and "其他人已先行修改" in r.get_data(as_text=True)
+    rep = signed_in("rep1")
+    assert 'id="action-approve"' not in rep.get(f"/instances/{inst.id}").get_data(as_text=True)
+    assert rep.post(f"/instances/{inst.id}/actions/approve").status_code == 403
+
+
+def test_inbox_orders_overdue_first_and_bulk_approves(app, people, clock, signed_in):
+    first, second = plan(people), plan(people, "2027-01")
+    clock.advance(days=3)  # both review deadlines (2 working days) have passed
+    third = plan(people, "2027-02")
+    s = signed_in("salesmgr")
+    html = s.get("/inbox").get_data(as_text=True)
+    assert html.index("已超期") < html.index(f"#{third.id}")
+    assert "已超期" in html and "月度销售计划 3" in html
+    assert f"#{first.id}" in s.get("/inbox?due=overdue").get_data(as_text=True)
+    assert f"#{third.id}" not in s.get("/inbox?due=overdue").get_data(as_text=True)
+    r = s.post("/inbox/bulk", {"ids": [str(first.id), str(second.id)], "trigger": "approve"})
+    assert r.status_code == 200 and r.get_data(as_text=True).count('class="ok"') == 2
+    r = s.post("/inbox/bulk", {"ids": [str(first.id)], "trigger": "approve"})  # already done: reported, not fired
+    assert 'class="error"' in r.get_data(as_text=True)
+    db.session.expire_all()
+    states = {i: db.session.get(type(first), i).state for i in (first.id, second.id, third.id)}
+    assert states == {first.id: "approved", second.id: "approved", third.id: "manager_review"}
+    assert clock.current - timedelta(days=3)  # (the clock is the only mock)

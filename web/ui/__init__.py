@@ -1,0 +1,76 @@
+"""The server-rendered UI (Jinja): login, inbox, instance pages, starting workflows, reports.
+
+One module per page group. Views hold no queries and no business rules: they call the engine and render.
+Cookies are HttpOnly and SameSite=Lax (Secure when the request came over HTTPS); every form carries a CSRF
+token (Flask-WTF); Simplified Chinese by default, English by user setting or Accept-Language (Flask-Babel).
+"""
+from flask import Blueprint, g, jsonify, render_template, request
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import LoginManager
+from flask_wtf.csrf import CSRFError, CSRFProtect
+
+from engine.db import db
+from engine.errors import EngineError, NotPermitted
+
+bp = Blueprint("ui", __name__)  # templates in web/templates, assets in web/static (the app's own folders)
+login_manager = LoginManager()
+csrf = CSRFProtect()
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """The session cookie is Secure whenever the request itself came over HTTPS (or the config says so)."""
+
+    def get_cookie_secure(self, app) -> bool:
+        return bool(app.config.get("SESSION_COOKIE_SECURE")) or (request.is_secure if request else False)
+
+
+@bp.get("/healthz")
+def health():
+    db.session.execute(db.text("SELECT 1"))
+    return jsonify(status="ok")
+
+
+@bp.before_request
+def _protect():
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        csrf.protect()
+
+
+@bp.errorhandler(EngineError)
+def engine_error(e: EngineError):
+    # A stranger learns nothing: an instance out of scope is "not found", like one that does not exist.
+    status = 404 if isinstance(e, NotPermitted) and request.method == "GET" else e.status
+    return render_template("error.html", status=status, error=e), status
+
+
+def _fresh_request_state():
+    """Forget the previous request's signed-in user and CSRF token: `g` outlives a request when the app context
+    was pushed by someone else (a CLI command, or a test driving the test client)."""
+    for name in ("_login_user", "csrf_token", "_flask_babel"):
+        g.pop(name, None)
+
+
+def init_app(app) -> None:
+    """Register the UI blueprint and its extensions: Flask-Login, CSRF protection, cookie settings."""
+    from web.ui import admin, auth, dashboard, i18n, inbox, instances, start  # noqa: F401  (their routes)
+
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    if not app.config.get("SESSION_COOKIE_SAMESITE"):
+        app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
+    # CSRF is checked for this blueprint only: the API authenticates by bearer token and takes no cookies.
+    app.config["WTF_CSRF_CHECK_DEFAULT"] = False
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(app.root_path + "/translations"))
+    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", app.config.get("TIMEZONE", "Asia/Shanghai"))
+    app.session_interface = SessionInterface()
+    login_manager.init_app(app)
+    login_manager.login_view = "ui.login"
+    login_manager.session_protection = "basic"
+    csrf.init_app(app)
+    i18n.init_app(app)
+    app.register_blueprint(bp)
+    app.before_request(_fresh_request_state)
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(e):
+        return render_template("error.html", status=400, error=e), 400

@@ -1,0 +1,157 @@
+"""Language and formatting: zh by default; the user's own setting, then Accept-Language. Titles of workflows,
+states and triggers come from the definitions; validation messages from the engine and marshmallow are
+translated here (they are English in the engine)."""
+import re
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+
+from flask import request
+from flask_babel import format_datetime, format_decimal, get_locale, lazy_gettext
+from flask_babel import gettext as _
+from flask_login import current_user
+
+from web.api.i18n import select_locale as api_locale
+
+LANGUAGES = ("zh", "en")
+
+
+def select_locale() -> str:
+    """The API keeps its own rule; pages use the signed-in user's setting, then Accept-Language, then zh."""
+    if request and request.path.startswith("/api/"):
+        return api_locale()
+    if current_user and current_user.is_authenticated and current_user.locale in LANGUAGES:
+        return current_user.locale
+    if request:
+        best = request.accept_languages.best_match(LANGUAGES)
+        if best:
+            return best
+    return "zh"
+
+
+def lang() -> str:
+    """The current page language, "zh" or "en"."""
+    locale = get_locale()
+    return "en" if locale is not None and locale.language == "en" else "zh"
+
+
+def title(titles: dict | None, fallback: str = "") -> str:
+    """A definition's bilingual title in the page language."""
+    if not titles:
+        return fallback
+    return titles.get(lang()) or titles.get("zh") or fallback
+
+
+def when(value: datetime | None, fmt: str = "medium") -> str:
+    return format_datetime(value, fmt) if value else ""
+
+
+def amount(value) -> str:
+    try:
+        return format_decimal(Decimal(str(value)), format="#,##0.00")
+    except (InvalidOperation, ValueError):
+        return str(value)
+
+
+def duration(seconds: float) -> str:
+    """"3 days 4 hours" / "3天4小时": how overdue, how long until due."""
+    seconds = abs(int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes = rest // 60
+    if days:
+        return _("%(d)s d %(h)s h", d=days, h=hours)
+    if hours:
+        return _("%(h)s h %(m)s min", h=hours, m=minutes)
+    return _("%(m)s min", m=minutes)
+
+
+# Validation messages from marshmallow and the workflows, marked here so pybabel extracts them.
+EXACT = {
+    "Missing data for required field.": lazy_gettext("Missing data for required field."),
+    "Not a valid number.": lazy_gettext("Not a valid number."),
+    "Not a valid integer.": lazy_gettext("Not a valid integer."),
+    "Not a valid string.": lazy_gettext("Not a valid string."),
+    "Not a valid date.": lazy_gettext("Not a valid date."),
+    "Not a valid datetime.": lazy_gettext("Not a valid datetime."),
+    "Not a valid boolean.": lazy_gettext("Not a valid boolean."),
+    "Not a valid list.": lazy_gettext("Not a valid list."),
+    "Field may not be null.": lazy_gettext("Field may not be null."),
+    "Unknown field.": lazy_gettext("Unknown field."),
+    "Must be one of the choices.": lazy_gettext("Must be one of the choices."),
+    "Must be a month as YYYY-MM.": lazy_gettext("Must be a month as YYYY-MM."),
+    "Not a valid aware datetime.": lazy_gettext("Not a valid aware datetime."),
+    "A comment is required for this action.": lazy_gettext("A comment is required for this action."),
+    "A plan is for this month or a later one.": lazy_gettext("A plan is for this month or a later one."),
+    "Record the counts before signing.": lazy_gettext("Record the counts before signing."),
+    "Already signed: the counts can no longer change.":
+        lazy_gettext("Already signed: the counts can no longer change."),
+    "Load the book stock first.": lazy_gettext("Load the book stock first."),
+    "No counts entered yet.": lazy_gettext("No counts entered yet."),
+    "The file is empty.": lazy_gettext("The file is empty."),
+    "No stock lines.": lazy_gettext("No stock lines."),
+    "The first line must name the columns: sku, name, quantity (编码,名称,数量).":
+        lazy_gettext("The first line must name the columns: sku, name, quantity (编码,名称,数量)."),
+    "On Tuesdays all goods are counted: set full_count and list every line.":
+        lazy_gettext("On Tuesdays all goods are counted: set full_count and list every line."),
+}
+PATTERNS = [
+    (re.compile(r"Must be greater than or equal to (?P<n>\S+)\.$"), lazy_gettext("Must be at least %(n)s.")),
+    (re.compile(r"Must be less than or equal to (?P<n>\S+)\.$"), lazy_gettext("Must be at most %(n)s.")),
+    (re.compile(r"Must be greater than or equal to (?P<a>\S+) and less than or equal to (?P<b>\S+)\.$"),
+     lazy_gettext("Must be between %(a)s and %(b)s.")),
+    (re.compile(r"Length must be between (?P<a>\d+) and (?P<b>\d+)\.$"),
+     lazy_gettext("Length must be between %(a)s and %(b)s.")),
+    (re.compile(r"Shorter than minimum length (?P<n>\d+)\.$"), lazy_gettext("At least %(n)s required.")),
+    (re.compile(r"Longer than maximum length (?P<n>\d+)\.$"), lazy_gettext("At most %(n)s allowed.")),
+    (re.compile(r"Not on the book: (?P<x>.+)\.$"), lazy_gettext("Not on the book: %(x)s.")),
+    (re.compile(r"Not someone at this unit: (?P<x>.+)\.$"), lazy_gettext("Not someone at this unit: %(x)s.")),
+    (re.compile(r"Recount exactly the lines with large variances: (?P<x>.*)\.$"),
+     lazy_gettext("Recount exactly the lines with large variances: %(x)s.")),
+    (re.compile(r"Must be one of: (?P<x>.+)\.$"), lazy_gettext("Must be one of: %(x)s.")),
+]
+
+
+def message(text: str) -> str:
+    """An engine / marshmallow validation message in the page language (unknown ones stay as they are)."""
+    text = str(text)
+    if text in EXACT:
+        return str(EXACT[text])
+    for pattern, msgid in PATTERNS:
+        m = pattern.match(text)
+        if m:
+            return str(msgid) % m.groupdict()
+    return text
+
+
+def escalation_target(to: str | None) -> str:
+    """Whom an escalation rung goes to ("manager", "manager+1", "role:store_manager"), in words."""
+    if not to or to == "assignee":
+        return _("whoever owes the step")
+    if to == "manager":
+        return _("their manager")
+    if to.startswith("manager+"):
+        return _("the manager %(n)s level(s) higher", n=to.split("+")[1])
+    if to.startswith("role:"):
+        return str(role_name(to[5:]))
+    return to
+
+
+ROLES = {"rep": lazy_gettext("sales rep"), "store_manager": lazy_gettext("store manager"),
+         "deputy_manager": lazy_gettext("deputy store manager"), "assistant": lazy_gettext("shop assistant"),
+         "sales_manager": lazy_gettext("sales manager"), "regional_manager": lazy_gettext("regional manager"),
+         "accountant": lazy_gettext("accountant"), "service_agent": lazy_gettext("customer service"),
+         "trainer": lazy_gettext("trainer"), "admin": lazy_gettext("administrator")}
+
+
+def role_name(role: str) -> str:
+    return str(ROLES.get(role, role))
+
+
+def init_app(app) -> None:
+    from web.ui.forms import row_count
+    from web.ui.labels import label
+
+    app.jinja_env.globals.update(title=title, when=when, amount=amount, lang=lang, duration=duration, label=label,
+                                 choice_label=label, row_count=row_count, escalation_target=escalation_target,
+                                 role_name=role_name)
+    app.jinja_env.filters.update(when=when, amount=amount)
