@@ -57,6 +57,7 @@ class UnsupportedType(EngineError):
 
 
 def sniff(head: bytes) -> str | None:
+    """The content type the first bytes announce, or None when it is not one we accept."""
     for magic, kind in SIGNATURES.items():
         if head.startswith(magic):
             return kind
@@ -66,6 +67,7 @@ def sniff(head: bytes) -> str | None:
 
 
 def folder(root: Path, instance_id: int) -> Path:
+    """Where an instance's files live: <instance folder>/attachments/<instance id>/."""
     return Path(root) / "attachments" / str(int(instance_id))
 
 
@@ -98,11 +100,13 @@ def add(root: Path, inst: Instance, user: User, filename: str, stream, max_bytes
 
 
 def of(instance_id: int) -> list[Attachment]:
+    """An instance's attachments, oldest first."""
     return db.session.scalars(sa.select(Attachment).where(Attachment.instance_id == instance_id)
                               .order_by(Attachment.id)).all()
 
 
 def get(instance_id: int, attachment_id: int) -> Attachment:
+    """One attachment of one instance (an id under another instance is unknown)."""
     att = db.session.get(Attachment, attachment_id)
     if att is None or att.instance_id != instance_id:
         raise UnknownInstance(f"no attachment {attachment_id} on instance {instance_id}", attachment=attachment_id)
@@ -110,6 +114,7 @@ def get(instance_id: int, attachment_id: int) -> Attachment:
 
 
 def path(root: Path, att: Attachment) -> Path:
+    """The stored file of an attachment."""
     return folder(root, att.instance_id) / att.stored_name
 
 
@@ -125,6 +130,7 @@ class AttachmentEntry:
 
 
 def history_entries(instance_id: int) -> list[AttachmentEntry]:
+    """The uploads as history entries, for `queries.full_history`."""
     return [AttachmentEntry(a.created_at, "attachment", a.uploaded_by, a.filename,
                             {"id": a.id, "filename": a.filename, "content_type": a.content_type, "size": a.size})
             for a in of(instance_id)]

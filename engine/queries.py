@@ -68,10 +68,12 @@ class Page:
 
 
 def encode_cursor(value: int) -> str:
+    """An opaque page cursor for the last id of a page."""
     return base64.urlsafe_b64encode(f"i:{value}".encode()).decode().rstrip("=")
 
 
 def decode_cursor(cursor: str) -> int:
+    """The id a cursor stands for; InvalidInput (422) for anything else."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, value = text.partition(":")

@@ -1,8 +1,12 @@
 """The JSON API, /api/v1: flask-smorest blueprints (one module per resource group), marshmallow schemas in
 and out, the OpenAPI 3 spec at /api/v1/openapi.json and Swagger UI at /api/v1/docs from the locally installed
 `swagger-ui-bundle` package (no CDN). Bearer-token auth only; one JSON error shape for every error."""
+import os
+
+import click
 from apispec import BasePlugin
 from flask import g, request, send_from_directory
+from flask.cli import AppGroup
 from flask_smorest import Api
 from werkzeug.routing import IntegerConverter
 
@@ -53,6 +57,11 @@ def init_app(app) -> None:
     from web.api import attachments as attachments_api
     from web.api import webhooks as webhooks_api
 
+    # Limits, from the environment like the rest of the configuration (config.py may take them over).
+    # (Off by default under test: request counters would outlive each test's users; tests turn it on.)
+    default_limit = "0" if app.config.get("TESTING") else "600"
+    app.config.setdefault("API_RATE_LIMIT", int(os.environ.get("API_RATE_LIMIT", default_limit)))
+    app.config.setdefault("ATTACHMENT_MAX_BYTES", int(os.environ.get("ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024))))
     app.config.setdefault("API_TITLE", "Signoff API")
     app.config.setdefault("API_VERSION", "v1")
     app.config.setdefault("OPENAPI_VERSION", "3.0.3")
@@ -78,10 +87,22 @@ def init_app(app) -> None:
     app.add_url_rule(f"{PREFIX}/docs/assets/<path:filename>", "api_docs_assets",
                      lambda filename: send_from_directory(assets, filename))
 
+    app.cli.add_command(webhooks_cli)
     for module in (tokens, workflows, instances, tasks, admin, reports, attachments_api, webhooks_api):
         module.blp.before_request(auth.authenticate)
         module.blp.before_request(_rate_limit)
         api.register_blueprint(module.blp)
+
+
+webhooks_cli = AppGroup("webhooks", help="Webhook deliveries.")
+
+
+@webhooks_cli.command("send")
+def webhooks_send():
+    """Send the pending webhook deliveries now (the worker does this by itself)."""
+    from engine import webhooks
+
+    click.echo(", ".join(f"{k} {v}" for k, v in webhooks.deliver_pending().items()))
 
 
 def _fresh_request_state():
