@@ -166,3 +166,10 @@ def full_history(instance_id: int) -> list:
     except ImportError:
         return entries
     return sorted(entries + history_entries(instance_id), key=lambda e: (e.at, e.kind != "event"))
+
+
+def current_state(instance_id: int) -> dict:
+    """{state, version} of an instance as committed now (for telling the loser of a race where things stand)."""
+    db.session.rollback()
+    row = db.session.execute(sa.select(Instance.state, Instance.version).where(Instance.id == instance_id)).first()
+    return {"state": row.state, "version": row.version} if row else {}

@@ -153,13 +153,17 @@ def _subscribers(conn, event: str, unit_paths: dict[int, str]) -> dict[int, list
     return {uid: [hid for hid, path in hooks if upath.startswith(path)] for uid, upath in unit_paths.items()}
 
 
+def _any_active(session) -> bool:
+    return session.connection().execute(sa.select(Webhook.id).where(Webhook.active).limit(1)).first() is not None
+
+
 def _queue_events(session, events: list[tuple[str, str, int, dict]]) -> None:
     """Write delivery rows for (event, event id, instance id, body) to every subscribed webhook."""
     if not events:
         return
-    conn = session.connection()
-    if not conn.execute(sa.select(Webhook.id).where(Webhook.active).limit(1)).first():
+    if not _any_active(session):
         return
+    conn = session.connection()
     inst_ids = {i for _, _, i, _ in events}
     facts = {r.id: r for r in conn.execute(
         sa.select(Instance.id, Instance.workflow, Instance.definition_version, Instance.state, Instance.version,
@@ -221,7 +225,7 @@ def _orm_execute(state) -> None:
         if params.get("status") != "fired":
             return
         ids = next((v for v in params.values() if isinstance(v, list | tuple)), None)
-        if not ids:
+        if not ids or not _any_active(state.session):
             return
         result = state.invoke_statement()
         due = state.session.connection().execute(

@@ -246,6 +246,13 @@ def test_version_conflict_without_if_match_is_409(api, monkeypatch):
     r = error(api.post(f"/instances/{iid}/actions/approve", as_="sm1", json={}), 409, "version_conflict")
     assert r["details"]["version"] == 3
 
+    def stale(*a, **kw):  # as write_transaction reports a lost optimistic lock: no state, no version
+        raise VersionConflict("the instance was changed by someone else; reload and try again")
+
+    monkeypatch.setattr(engine, "fire", stale)
+    r = error(api.post(f"/instances/{iid}/actions/approve", as_="sm1", json={}), 409, "version_conflict")
+    assert (r["details"]["state"], r["details"]["version"]) == ("store_review", 2)
+
 
 # ---- errors everywhere -------------------------------------------------------------------------------------
 
@@ -343,5 +350,5 @@ def test_concurrent_actions_one_wins_the_other_gets_409(api, app):
     statuses = sorted(code for code, _ in results.values())
     assert statuses == [200, 409], results
     loser = next(body for code, body in results.values() if code == 409)
-    assert loser["details"]["state"] == "approved" or loser["error"] == "version_conflict", loser
+    assert (loser["details"]["state"], loser["details"]["version"]) == ("approved", 3), loser
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 3

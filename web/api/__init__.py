@@ -108,7 +108,7 @@ def webhooks_send():
 def _fresh_request_state():
     """Forget the previous request's caller and language: `g` outlives a request when the app context was
     pushed by someone else (a CLI command or a test driving the test client)."""
-    for name in ("api_user", "if_match_given", "_flask_babel"):
+    for name in ("api_user", "if_match_given", "instance_id", "_flask_babel"):
         g.pop(name, None)
 
 

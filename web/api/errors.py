@@ -10,7 +10,7 @@ from marshmallow import Schema, fields
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from engine.db import db
-from engine.errors import EngineError, InvalidPayload, NotPermitted, VersionConflict
+from engine.errors import EngineError, InvalidPayload, NotAvailable, NotPermitted, VersionConflict
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +104,11 @@ def engine_error_response(e: EngineError, if_match_given: bool = False):
     details = {k: v for k, v in e.details.items() if k != "errors"}
     if isinstance(e, NotPermitted):
         details.setdefault("reason", "role_or_scope")
+    instance_id = getattr(g, "instance_id", None)
+    if isinstance(e, VersionConflict | NotAvailable) and "state" not in details and instance_id:
+        from engine import queries  # a lost race reports where the instance is now, so the caller can reload
+
+        details.update(queries.current_state(instance_id))
     if isinstance(e, VersionConflict) and if_match_given:
         status, name = 412, "precondition_failed"
     errors = e.errors if isinstance(e, InvalidPayload) else e.details.get("errors")

@@ -86,6 +86,7 @@ class InstanceAction(MethodView):
 def _act(user, instance_id, trigger, args, expected):
     queries.visible_instance(instance_id, user)
     g.if_match_given = expected is not None
+    g.instance_id = instance_id
     inst = engine.fire(instance_id, trigger, user, args["data"], args["comment"], expected_version=expected)
     return present.instance(inst, user)
 
