@@ -352,3 +352,13 @@ def test_concurrent_actions_one_wins_the_other_gets_409(api, app):
     loser = next(body for code, body in results.values() if code == 409)
     assert (loser["details"]["state"], loser["details"]["version"]) == ("approved", 3), loser
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEvent)) == 3
+
+
+def test_instance_diagram_and_workflow_versions(api):
+    inst = api.submitted()
+    d = api.get(f"/instances/{inst['id']}/diagram", as_="sm1").json
+    assert d["name"] == "discount_request" and "store_review" in d["mermaid"]
+    error(api.get(f"/instances/{inst['id']}/diagram", as_="a2"), 404)
+    assert api.get("/workflows/discount_request?version=1", as_="a1").json["version"] == 1
+    error(api.get("/workflows/discount_request?version=99", as_="a1"), 404)
+    error(api.get("/workflows/discount_request?version=x", as_="a1"), 422)

@@ -7,12 +7,14 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 import engine
-from engine import queries
+from engine import queries, registry
+from engine.diagram import mermaid
 from web.api import idempotent, present
 from web.api.auth import current_user
-from web.api.common import error_responses
+from web.api.common import error_responses, errors
 from web.api.errors import ApiError
 from web.api.schemas import ActionIn, HistoryEntryOut, InstanceOut, InstancePage, InstanceQuery, StartIn
+from web.api.workflows import DiagramOut
 
 blp = Blueprint("api_instances", __name__, url_prefix="/api/v1/instances",
                 description="Workflow instances: start, list, read, act, history.")
@@ -115,3 +117,14 @@ class InstanceHistory(MethodView):
         user = current_user()
         inst = queries.visible_instance(instance_id, user)
         return [present.history_entry(e) for e in queries.full_history(inst.id)]
+
+
+@blp.route("/<id:instance_id>/diagram")
+class InstanceDiagram(MethodView):
+    @blp.response(200, DiagramOut)
+    @errors(blp, 401, 404)
+    def get(self, instance_id):
+        """The instance's workflow diagram (mermaid) with its current state highlighted."""
+        inst = queries.visible_instance(instance_id, current_user())
+        compiled = registry.get(inst.workflow, inst.definition_version)
+        return {"name": compiled.name, "version": compiled.version, "mermaid": mermaid(compiled, inst.state)}

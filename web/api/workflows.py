@@ -2,7 +2,7 @@
 and its diagram."""
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from engine import describe, registry
 from engine.diagram import mermaid
@@ -86,13 +86,19 @@ class Workflows(MethodView):
         return [describe.definition(c) for c in registry.latest()]
 
 
+class VersionQuery(Schema):
+    version = fields.Integer(validate=validate.Range(min=1, max=10_000), metadata={
+        "description": "A definition version (instances stay on the version they started on); default: latest"})
+
+
 @blp.route("/<string:name>")
 class WorkflowItem(MethodView):
+    @blp.arguments(VersionQuery, location="query")
     @blp.response(200, WorkflowOut)
-    @errors(blp, 401, 404)
-    def get(self, name):
-        """One workflow (latest version)."""
-        return describe.definition(registry.get(name))
+    @errors(blp, 401, 404, 422)
+    def get(self, args, name):
+        """One workflow (the latest version, or `version`)."""
+        return describe.definition(registry.get(name, args.get("version")))
 
 
 @blp.route("/<string:name>/diagram")
