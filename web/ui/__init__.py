@@ -4,8 +4,11 @@ One module per page group. Views hold no queries and no business rules: they cal
 Cookies are HttpOnly and SameSite=Lax (Secure when the request came over HTTPS); every form carries a CSRF
 token (Flask-WTF); Simplified Chinese by default, English by user setting or Accept-Language (Flask-Babel).
 """
+from pathlib import Path
+
 from flask import Blueprint, g, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
+from flask_babel import get_babel
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
@@ -60,8 +63,9 @@ def init_app(app) -> None:
     app.config.setdefault("WTF_CSRF_TIME_LIMIT", None)  # the token lives as long as the session
     # CSRF is checked for this blueprint only: the API authenticates by bearer token and takes no cookies.
     app.config["WTF_CSRF_CHECK_DEFAULT"] = False
-    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(app.root_path + "/translations"))
-    app.config.setdefault("BABEL_DEFAULT_TIMEZONE", app.config.get("TIMEZONE", "Asia/Shanghai"))
+    babel_config = get_babel(app)  # Babel was set up first (the API shares it): point it at our catalogues
+    babel_config.translation_directories = [str(Path(app.root_path) / "translations")]
+    babel_config.default_timezone = app.config.get("TIMEZONE", "Asia/Shanghai")
     app.session_interface = SessionInterface()
     login_manager.init_app(app)
     login_manager.login_view = "ui.login"

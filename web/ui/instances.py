@@ -58,7 +58,8 @@ def _form(inst, t: Transition, values=None, errors=None) -> ActionForm:
 
 def localized_diagram(compiled, state: str) -> str:
     """engine.diagram's mermaid text with state and trigger names replaced by their titles."""
-    text = diagram.mermaid(compiled, state)
+    wf_title = compiled.wf.title
+    text = diagram.mermaid(compiled, state).replace(f"\n{wf_title['en']}\n", f"\n{_quote(title(wf_title))}\n", 1)
     for s in compiled.wf.states:
         text = text.replace(f'state "{s.name}" as {s.name}', f'state "{_quote(title(s.title, s.name))}" as {s.name}')
     names = {t.trigger: title(t.title, t.trigger) for t in compiled.wf.transitions}
@@ -84,7 +85,8 @@ def render(instance_id: int, failed: ActionForm | None = None, banner: str | Non
         "owners": engine.assignees(compiled, inst), "deadlines": queries.pending_deadlines(inst),
         "signatures": queries.signatures(inst), "history": queries.full_history(inst.id),
         "diagram": localized_diagram(compiled, inst.state), "banner": banner,
-        "triggers": {t.trigger: t.title for t in compiled.wf.transitions},
+        "triggers": {t.trigger: t.title or {"zh": "签字齐全", "en": "All signatures given"}
+                     for t in compiled.wf.transitions},
     }
     return render_template("instance.html", **page), status
 

@@ -1,0 +1,153 @@
+"""The UI in a real browser: Playwright driving Debian's Chromium against the app served on 127.0.0.1.
+Screenshots of the inbox, an instance page, the sign-off sheet on a phone and the dashboard go to
+tests/artifacts/ (ignored by git; CI keeps them)."""
+import re
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+
+import engine
+from engine.db import db
+from engine.models import Instance
+from tests.ui_fixtures import screenshot
+
+pytest_plugins = ["tests.ui_fixtures"]
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def state_of(instance_id: int) -> str:
+    db.session.rollback()  # end this session's snapshot: see what the server's requests committed
+    return db.session.scalar(sa.select(Instance.state).where(Instance.id == instance_id))
+
+
+def test_rep_submits_a_plan_and_the_manager_approves_it(browser_as, clock):
+    rep = browser_as("rep1")
+    rep.click("text=发起")
+    rep.click("text=月度销售计划")
+    rep.fill("input[name=month]", "2026-12")
+    rep.fill("input[name=budget]", "-5")
+    rep.fill("input[name='targets.amount']", "120000")
+    rep.fill("input[name='targets.new_customers']", "10")
+    rep.fill("input[name='targets.visits']", "200")
+    rep.fill("input[name='actions.0.title']", "拜访老客户")
+    rep.click("button:has-text('发起')")
+    error = rep.locator("[data-field=budget]")
+    assert error.inner_text() == "不能小于0。"  # next to the field, in Chinese
+    assert rep.input_value("input[name='actions.0.title']") == "拜访老客户"  # nothing lost
+    rep.fill("input[name=budget]", "3000")
+    rep.click("button:has-text('发起')")
+    rep.wait_for_url(re.compile(r".*/instances/\d+$"))
+    instance_id = int(rep.url.rsplit("/", 1)[1])
+    assert "草拟" in rep.inner_text(".meta")
+    rep.click("#action-submit button[type=submit]")
+    rep.wait_for_selector("text=已完成：提交")
+    assert state_of(instance_id) == "manager_review"
+    assert rep.locator("#action-approve").count() == 0  # no approve button on one's own plan
+    rep.wait_for_selector("body[data-diagram=ready] pre.mermaid svg")  # the diagram, from local assets
+    screenshot(rep, "instance-plan-rep")
+
+    boss = browser_as("salesmgr")
+    row = boss.locator(f"li.task[data-instance='{instance_id}']")
+    assert "月度销售计划" in row.inner_text()
+    screenshot(boss, "inbox-manager")
+    row.locator("a").click()
+    boss.click("#action-approve button[type=submit]")
+    boss.wait_for_selector("text=已完成：批准")
+    assert state_of(instance_id) == "approved"
+    assert "执行中" in boss.inner_text(".meta")
+    assert "批准" in boss.inner_text("#history")
+    boss.wait_for_selector("body[data-diagram=ready] pre.mermaid svg")
+    screenshot(boss, "instance-plan-approved")
+
+
+def test_two_people_sign_a_handover_and_nobody_signs_twice(browser_as, people, clock):
+    at = (clock.current + timedelta(hours=1)).isoformat()
+    counts = {"cash_expected": "1000.00", "cash_counted": "1000.00", "goods": []}
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": at, "counts": counts})
+    manager = browser_as("sm1")
+    manager.goto(f"{manager.base}/instances/{inst.id}")
+    assert manager.locator("#action-sign_in").count() == 1 and manager.locator("#action-sign_out").count() == 1
+    manager.click("#action-sign_out button[type=submit]")
+    manager.wait_for_selector("text=已完成：交班签字")
+    assert manager.locator("#action-sign_in").count() == 0  # the same person cannot sign twice
+    assert manager.locator("#action-sign_out").count() == 0
+    deputy = browser_as("dep1", width=390, height=844)  # a phone
+    deputy.goto(f"{deputy.base}/instances/{inst.id}")
+    assert "Sm1" in deputy.inner_text("table.signoff")
+    wide = deputy.evaluate("""() => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.scroll'))
+        .map(e => e.tagName + '.' + e.className).slice(0, 5)""")
+    assert wide == [] and deputy.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    deputy.click("#action-sign_in button[type=submit]")
+    deputy.wait_for_selector("text=已完成：接班签字")
+    assert state_of(inst.id) == "completed"
+    assert "Dep1" in deputy.inner_text("table.signoff")
+    screenshot(deputy, "handover-signoff-phone")
+
+
+def test_stocktake_with_a_variance_goes_through_recount_and_approval(browser_as, people, clock, tmp_path):
+    inst = engine.start("stocktake", "S1", people["sm1"], {"month": "2026-11"})
+    sm = browser_as("sm1")
+    sm.goto(f"{sm.base}/instances/{inst.id}")
+    csv = tmp_path / "book.csv"
+    csv.write_text("编码,名称,数量\nA1,茶杯,100\nB2,茶壶,10\n", encoding="utf-8")
+    sm.set_input_files("#action-load_book input[type=file]", str(csv))
+    sm.click("#action-load_book button[type=submit]")
+    sm.wait_for_selector("text=已完成：导入账面库存")
+    form = "#action-enter_counts"
+    sm.fill(f"{form} input[name=zone]", "A柜")
+    for n, (sku, counted) in enumerate([("A1", "100"), ("B2", "4")]):
+        sm.fill(f"{form} input[name='lines.{n}.sku']", sku)
+        sm.fill(f"{form} input[name='lines.{n}.counted']", counted)
+    sm.click(f"{form} button[type=submit]")
+    sm.wait_for_selector("text=已完成：录入盘点")
+    sm.click("#action-submit_counts button[type=submit]")
+    sm.wait_for_selector("text=已完成：提交盘点")
+    assert state_of(inst.id) == "recount"
+    large = sm.locator("table.variances tr.large")
+    assert large.count() == 1 and "B2" in large.inner_text() and "-6" in large.inner_text()
+    sm.fill("#action-recount input[name='lines.0.sku']", "B2")
+    sm.fill("#action-recount input[name='lines.0.counted']", "5")
+    sm.click("#action-recount button[type=submit]")
+    sm.wait_for_selector("text=已完成：复盘")
+    assert state_of(inst.id) == "variance_review"
+    sm.click("#action-approve_variances button[type=submit]")  # no comment: refused, next to the box
+    assert "此操作需要填写意见" in sm.inner_text("#action-approve_variances")
+    sm.fill("#action-approve_variances textarea[name=comment]", "茶壶破损五只，已报损")
+    sm.click("#action-approve_variances button[type=submit]")
+    sm.wait_for_selector("text=已完成：批准差异")
+    assert state_of(inst.id) == "reporting"
+    assert "茶壶破损五只" in sm.inner_text("#history")
+    sm.wait_for_selector("body[data-diagram=ready] pre.mermaid svg")
+    screenshot(sm, "instance-stocktake")
+
+
+def test_switching_to_english_shows_english_on_those_pages(browser_as, people, clock):
+    inst = engine.start("monthly_plan", "T1", people["rep1"], {"month": "2026-12", "budget": "100"})
+    engine.fire(inst.id, "submit", people["rep1"])
+    clock.set(datetime(2026, 11, 9, 2, 0, tzinfo=UTC))  # the review is overdue now
+    at = (clock.current + timedelta(hours=1)).isoformat()
+    handover = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": at})
+    page = browser_as("salesmgr")
+    page.click("text=Salesmgr")
+    page.select_option("select[name='s-locale']", "en")
+    page.click("button:has-text('保存')")
+    page.wait_for_selector("text=My account")
+    for url in ("/inbox", f"/instances/{inst.id}", "/dashboard", "/start"):
+        page.goto(page.base + url)
+        if url.startswith("/instances"):
+            page.wait_for_selector("body[data-diagram=ready] pre.mermaid svg")
+        text = page.inner_text("body")
+        assert not CJK.findall(text), (url, CJK.findall(text)[:10])
+    page.goto(page.base + "/inbox")
+    assert "Overdue" in page.inner_text("body") and "Monthly sales plan" in page.inner_text("body")
+    screenshot(page, "inbox-english")
+    page.goto(page.base + "/dashboard")
+    screenshot(page, "dashboard")
+    sm = browser_as("sm1")
+    sm.click("text=Sm1")
+    sm.select_option("select[name='s-locale']", "en")
+    sm.click("button:has-text('保存')")
+    sm.goto(f"{sm.base}/instances/{handover.id}")
+    text = sm.inner_text("body")
+    assert "Shift handover sign-off" in text and not CJK.findall(text), CJK.findall(text)[:10]
