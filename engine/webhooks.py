@@ -10,6 +10,7 @@ Signature: header `X-Signoff-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -24,6 +25,8 @@ from engine.db import JSONType, UTCDateTime, db, json_dumps
 from engine.errors import InvalidInput, UnknownInstance
 from engine.models import Instance, Timer
 from engine.org import OrgUnit
+
+log = logging.getLogger(__name__)
 
 
 class Event(str, Enum):
@@ -270,8 +273,8 @@ def schedule(at_seconds: float = 0) -> None:
         else:
             q.enqueue_in(timedelta(seconds=at_seconds), deliver_pending,
                          job_id=f"signoff-webhooks-{int(time.time() + at_seconds)}", result_ttl=0)
-    except RedisError:
-        pass  # the next event (or `deliver_pending` run by hand) sends them
+    except (RedisError, RuntimeError) as e:  # no Redis, or no app context: the commit stands regardless
+        log.warning("could not schedule webhook deliveries: %s (the next event or `webhooks send` will)", e)
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
