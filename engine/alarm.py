@@ -1,18 +1,29 @@
 """The alarm clock. A transaction notes when its timers fall due and that it wrote mail; only after it
 commits are RQ jobs enqueued to wake the workers then. Redis losing them loses nothing: the reconciler
-re-arms from the database."""
+re-arms from the database.
+
+The reconciler runs on every worker about each RECONCILE_INTERVAL and arms whatever falls due within
+HORIZON, so a commit only enqueues the wake-ups the reconciler might not see in time: a step whose
+deadline is hours away costs no wake-up on Redis.
+"""
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
+
+from engine import clock
 
 log = logging.getLogger(__name__)
 
 _WAKE, _MAIL = "signoff_wake", "signoff_mail"
+# Four reconcile intervals: an idle worker reconciles at least every two (it blocks on Redis for one).
+HORIZON = timedelta(seconds=120)
 
 
 def wake_at(session, when: datetime) -> None:
-    session.info.setdefault(_WAKE, set()).add(when)
+    """Note that a timer falls due at `when` (only the near ones need a wake-up of their own)."""
+    if when <= clock.now() + HORIZON:
+        session.info.setdefault(_WAKE, set()).add(when)
 
 
 def mail_waiting(session, when: datetime | None = None) -> None:

@@ -222,7 +222,7 @@ def _context(inst: Instance, owners: list[Holder], to: str) -> dict:
             "owners": [h.user.name for h in owners]}
 
 
-def reconcile(now: datetime | None = None, horizon: int = 2 * RECONCILE_INTERVAL) -> int:
+def reconcile(now: datetime | None = None, horizon: int = int(alarm.HORIZON.total_seconds())) -> int:
     """Re-arm Redis from the database: a wake-up for each distinct due second within `horizon` seconds,
     one now if anything is already due, and the mail sender if mail is waiting. Returns wake-ups armed."""
     from engine import jobs, queue

@@ -1,0 +1,48 @@
+"""What the benchmarks share: a scratch PostgreSQL database, an app on it, percentiles."""
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def ensure_database(server_url: str, name: str) -> str:
+    """Create database `name` on the server if missing; returns its URL."""
+    import psycopg
+
+    with psycopg.connect(f"{server_url}/postgres", autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{server_url}/{name}"
+
+
+def bench_env(database_url: str, redis_url: str, **extra) -> dict:
+    return dict(os.environ, SIGNOFF_ENV="development", DATABASE_URL=database_url, REDIS_URL=redis_url,
+                SECRET_KEY="bench", SIGNOFF_INSTANCE=tempfile.mkdtemp(prefix="signoff-bench-"), **extra)
+
+
+def fresh_app(env: dict):
+    """An app on an emptied, migrated database with the demo org loaded."""
+    from flask_migrate import upgrade
+
+    import config
+    from engine import demo
+    from engine.db import db
+    from web import create_app
+
+    app = create_app(config.DevelopmentConfig(env))
+    with app.app_context():
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        upgrade()
+        demo.load()
+    return app
+
+
+def percentiles(values: list[float]) -> dict:
+    values = sorted(values)
+    if not values:
+        return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
+    q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
+    return {"p50": q[49], "p99": q[98], "max": values[-1]}
