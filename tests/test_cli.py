@@ -125,3 +125,9 @@ def test_real_command_line_migrates_an_empty_sqlite_database(tmp_path):
     tables = set(sa.inspect(sa.create_engine(f"sqlite:///{tmp_path}/signoff.db")).get_table_names())
     assert {"instances", "audit_events", "timers", "notifications", "signatures", "org_units"} <= tables
     assert (tmp_path / "secret_key").read_text()  # the development key is generated once and kept
+
+
+def test_each_sales_workflow_shows_its_diagram(ctx):
+    for name in ("monthly_plan", "stocktake", "shift_handover", "complaint", "training_cohort"):
+        shown = run(ctx, "workflows", "show", name)
+        assert shown.exit_code == 0 and "stateDiagram-v2" in shown.output and "-->" in shown.output, name
