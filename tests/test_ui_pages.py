@@ -1,5 +1,6 @@
 """The UI through Flask's test client: sign-in, cookies, rate limits, CSRF on every POST form, scope on every
 page that takes an object id, languages, forms generated from schemas, inbox and bulk actions."""
+import io
 import re
 from datetime import timedelta
 
@@ -74,7 +75,8 @@ def test_logout_and_change_password(app, people, signed_in):
     assert org.user_by_login("rep1").check_password("longenough1")
 
 
-POSTS = ["/login", "/logout", "/account", "/inbox/bulk", "/start/monthly_plan", "/instances/{id}/actions/approve"]
+POSTS = ["/login", "/logout", "/account", "/inbox/bulk", "/start/monthly_plan", "/instances/{id}/actions/approve",
+         "/instances/{id}/attachments"]
 
 
 @pytest.mark.parametrize("url", POSTS)
@@ -170,3 +172,28 @@ def test_inbox_orders_overdue_first_and_bulk_approves(app, people, clock, signed
     states = {i: db.session.get(type(first), i).state for i in (first.id, second.id, third.id)}
     assert states == {first.id: "approved", second.id: "approved", third.id: "manager_review"}
     assert clock.current - timedelta(days=3)  # (the clock is the only mock)
+
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+
+
+def test_attachments_upload_view_and_scope(app, people, clock, signed_in):
+    inst = plan(people)
+    rep = signed_in("rep1")
+    r = rep.post(f"/instances/{inst.id}/attachments", {"file": (io.BytesIO(PNG), "收据.png")},
+                 content_type="multipart/form-data")
+    assert r.status_code == 302
+    page = rep.get(f"/instances/{inst.id}").get_data(as_text=True)
+    link = re.search(rf'href="(/instances/{inst.id}/attachments/\d+)"', page).group(1)
+    assert "收据.png" in page and "添加了附件" in page  # listed, and in the history
+    got = signed_in("salesmgr").get(link)
+    assert got.status_code == 200 and got.data == PNG and got.headers["X-Content-Type-Options"] == "nosniff"
+    stranger = signed_in("sm3")
+    assert stranger.get(link).status_code == 404
+    assert stranger.post(f"/instances/{inst.id}/attachments", {"file": (io.BytesIO(PNG), "x.png")},
+                         content_type="multipart/form-data").status_code == 404
+    bad = rep.post(f"/instances/{inst.id}/attachments", {"file": (io.BytesIO(b"<html>"), "x.html")},
+                   content_type="multipart/form-data")
+    assert bad.status_code == 415 and "只能附加照片" in bad.get_data(as_text=True)
+    other = plan(people, "2027-01")
+    assert rep.get(link.replace(f"/instances/{inst.id}/", f"/instances/{other.id}/")).status_code == 404

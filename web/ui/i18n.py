@@ -86,6 +86,9 @@ EXACT = {
     "Already signed: the counts can no longer change.":
         lazy_gettext("Already signed: the counts can no longer change."),
     "Load the book stock first.": lazy_gettext("Load the book stock first."),
+    "Not a trainee of this cohort.": lazy_gettext("Not a trainee of this cohort."),
+    "String does not match expected pattern.": lazy_gettext("String does not match expected pattern."),
+    "Invalid value.": lazy_gettext("Invalid value."),
     "No counts entered yet.": lazy_gettext("No counts entered yet."),
     "The file is empty.": lazy_gettext("The file is empty."),
     "No stock lines.": lazy_gettext("No stock lines."),
@@ -108,6 +111,10 @@ PATTERNS = [
     (re.compile(r"Recount exactly the lines with large variances: (?P<x>.*)\.$"),
      lazy_gettext("Recount exactly the lines with large variances: %(x)s.")),
     (re.compile(r"Must be one of: (?P<x>.+)\.$"), lazy_gettext("Must be one of: %(x)s.")),
+    (re.compile(r"No observation today for: (?P<x>.+)\.$"), lazy_gettext("No observation today for: %(x)s.")),
+    (re.compile(r"No score for: (?P<x>.+)\.$"), lazy_gettext("No score for: %(x)s.")),
+    (re.compile(r"Not in this cohort: (?P<x>.+)\.$"), lazy_gettext("Not in this cohort: %(x)s.")),
+    (re.compile(r"Length must be (?P<n>\d+)\.$"), lazy_gettext("Length must be %(n)s.")),
 ]
 
 
@@ -149,9 +156,9 @@ def role_name(role: str) -> str:
 
 def init_app(app) -> None:
     from web.ui.forms import row_count
-    from web.ui.labels import label
+    from web.ui.labels import choice, label
 
     app.jinja_env.globals.update(title=title, when=when, amount=amount, lang=lang, duration=duration, label=label,
-                                 choice_label=label, row_count=row_count, escalation_target=escalation_target,
+                                 choice_label=choice, row_count=row_count, escalation_target=escalation_target,
                                  role_name=role_name)
     app.jinja_env.filters.update(when=when, amount=amount)

@@ -8,7 +8,7 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 import engine
-from engine import diagram, queries, registry
+from engine import attachments, diagram, queries, registry
 from engine.definition import Transition
 from engine.errors import EngineError, InvalidPayload
 from web.ui import bp, forms
@@ -84,6 +84,7 @@ def render(instance_id: int, failed: ActionForm | None = None, banner: str | Non
         "inst": inst, "compiled": compiled, "state": compiled.states[inst.state], "actions": actions,
         "owners": engine.assignees(compiled, inst), "deadlines": queries.pending_deadlines(inst),
         "signatures": queries.signatures(inst), "history": queries.full_history(inst.id),
+        "attachments": attachments.of(inst.id),
         "diagram": localized_diagram(compiled, inst.state), "banner": banner,
         "triggers": {t.trigger: t.title or {"zh": "签字齐全", "en": "All signatures given"}
                      for t in compiled.wf.transitions},

@@ -28,3 +28,18 @@ def label(name: str) -> str:
     """The label for a field name; unknown names are shown as written."""
     found = LABELS.get(name)
     return str(found) if found is not None else name.replace("_", " ")
+
+
+# Values of choice fields (complaint channel, category, severity; handover shift).
+CHOICES = {
+    "low": _l("low"), "medium": _l("medium"), "high": _l("high"), "critical": _l("critical"),
+    "store": _l("in store"), "phone": _l("phone"), "wechat": _l("WeChat"), "online": _l("online"), "other": _l("other"),
+    "product_quality": _l("product quality"), "service": _l("service"), "delivery": _l("delivery"),
+    "price": _l("price"), "return_refund": _l("return / refund"), "midday": _l("midday"), "evening": _l("evening"),
+}
+
+
+def choice(value) -> str:
+    """A choice value in words; unknown values are shown as they are."""
+    found = CHOICES.get(str(value))
+    return str(found) if found is not None else str(value)

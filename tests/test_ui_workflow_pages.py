@@ -1,0 +1,58 @@
+"""Workflow-specific pages through the test client: the complaint board and form (choices in words), the
+training cohort calendar, the monthly plan breakdown and plan vs. actual on the dashboard; scope per page."""
+import re
+
+import engine
+from engine import org
+from engine.db import db
+
+pytest_plugins = ["tests.ui_fixtures"]
+
+COMPLAINT = {"customer": "王女士", "contact": "138-0000-0000", "channel": "phone", "order_ref": "SO-1001",
+             "category": "product_quality", "severity": "high", "description": "外套开线，要求退换。"}
+
+
+def test_complaint_form_board_and_scope(app, people, clock, signed_in):
+    a1 = signed_in("a1")
+    form = a1.get("/start/complaint").get_data(as_text=True)
+    assert re.search(r'<option value="wechat"\s*>微信</option>', form)
+    r = a1.post("/start/complaint", {**COMPLAINT, "org_unit": "S1", "severity": "urgent"})
+    assert r.status_code == 422 and re.search(r'data-field="severity">必须是以下之一', r.get_data(as_text=True))
+    r = a1.post("/start/complaint", {**COMPLAINT, "org_unit": "S1"})
+    assert r.status_code == 302
+    south = engine.start("complaint", "S3", people["a3"], COMPLAINT | {"customer": "李先生", "severity": "low"})
+    board = signed_in("sm1").get("/boards/complaints").get_data(as_text=True)
+    assert "王女士" in board and "李先生" not in board and "产品质量" in board  # another region's stays hidden
+    page = signed_in("sm1").get(r.headers["Location"]).get_data(as_text=True)
+    assert "电话" in page and "高" in page
+    assert signed_in("sm1").get(f"/instances/{south.id}").status_code == 404
+    english = signed_in("south").get("/boards/complaints").get_data(as_text=True)
+    assert "李先生" in english and "low" in english and "王女士" not in english
+
+
+def test_training_cohort_calendar(app, people, clock, signed_in):
+    org.add_user("new1", "新人一", "n1@example.com", "pw-new1", [("rep", "T1")])
+    org.add_user("new2", "新人二", "n2@example.com", "pw-new2", [("rep", "T1")])
+    db.session.commit()
+    inst = engine.start("training_cohort", "EAST", people["trainer"], {
+        "name": "十一月新员工班", "start_date": "2026-11-02", "stages": 2, "days_per_stage": 2,
+        "rest_days_per_stage": 1, "trainees": ["new1", "new2"]})
+    page = signed_in("trainer").get(f"/instances/{inst.id}").get_data(as_text=True)
+    assert page.count('class="day training') == 4 and page.count('class="day rest') == 1
+    assert "第2阶段" in page and "学员观察记录" in page
+    assert signed_in("sm3").get(f"/instances/{inst.id}").status_code == 404
+
+
+def test_plan_breakdown_and_plan_vs_actual(app, people, clock, signed_in):
+    inst = engine.start("monthly_plan", "T1", people["rep1"], {
+        "month": "2026-11", "targets": {"amount": "100000", "new_customers": 5, "visits": 100}})
+    page = signed_in("rep1").get(f"/instances/{inst.id}").get_data(as_text=True)
+    assert "分解：按周和工作日" in page and "2026-11-30" in page and "100,000.00" in page
+    engine.fire(inst.id, "submit", people["rep1"])
+    engine.fire(inst.id, "approve", people["salesmgr"])
+    engine.fire(inst.id, "start_evaluation", None)
+    engine.fire(inst.id, "record_actuals", people["rep1"],
+                {"actuals": {"amount": "80000", "new_customers": 5, "visits": 100}})
+    dash = signed_in("salesmgr").get("/dashboard?month=2026-11").get_data(as_text=True)
+    assert "各销售代表计划与实绩" in dash and "Rep1" in dash and "80.0 %" in dash
+    assert "Rep1" not in signed_in("sm3").get("/dashboard?month=2026-11").get_data(as_text=True)
