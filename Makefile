@@ -23,6 +23,8 @@ UI_ASSETS := web/static/vendor/mermaid.min.js
 CATALOGS  := $(patsubst %.po,%.mo,$(wildcard web/translations/*/LC_MESSAGES/messages.po))
 
 $(UI_ASSETS): package.json package-lock.json
+	@if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm; fi
 	@if command -v npm >/dev/null 2>&1; then \
 		npm ci --omit=dev --no-audit --no-fund --ignore-scripts --loglevel=error && mkdir -p $(@D) && \
 		cp node_modules/mermaid/dist/mermaid.min.js $@; \

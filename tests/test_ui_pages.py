@@ -197,3 +197,17 @@ def test_attachments_upload_view_and_scope(app, people, clock, signed_in):
     assert bad.status_code == 415 and "只能附加照片" in bad.get_data(as_text=True)
     other = plan(people, "2027-01")
     assert rep.get(link.replace(f"/instances/{inst.id}/", f"/instances/{other.id}/")).status_code == 404
+
+
+def test_rq_dashboard_is_for_administrators_only(app, people, signed_in, rq_queue):
+    assert app.test_client().get("/admin/rq/").status_code == 302  # to the sign-in page
+    assert signed_in("sm1").get("/admin/rq/").status_code == 404
+    admin = signed_in("admin")
+    assert admin.get("/admin/rq/").status_code == 200
+    assert admin.get("/admin/rq/0/data/queues.json").get_json() == {"queues": []}
+    assert "/admin/rq/" in admin.get("/admin").get_data(as_text=True)
+    # its buttons post by XMLHttpRequest: a cross-site form (no such header) is refused
+    assert admin.post("/admin/rq/queue/signoff/failed/empty", csrf=None).status_code == 400
+    assert admin.get("/admin/rq/requeue/signoff").status_code == 400
+    assert admin.post("/admin/rq/queue/signoff/failed/empty", csrf=None,
+                      headers={"X-Requested-With": "XMLHttpRequest"}).status_code == 200

@@ -62,16 +62,16 @@ class Session:
             assert r.status_code == 302, r.get_data(as_text=True)
         self.token = csrf_token(self.get("/inbox" if login else "/login").get_data(as_text=True))
 
-    def get(self, url: str, **kw):
-        return self.client.get(url, headers=self.headers, **kw)
+    def get(self, url: str, headers: dict | None = None, **kw):
+        return self.client.get(url, headers={**self.headers, **(headers or {})}, **kw)
 
-    def post(self, url: str, data: dict | None = None, csrf: str | None = "page", **kw):
+    def post(self, url: str, data: dict | None = None, csrf: str | None = "page", headers: dict | None = None, **kw):
         data = dict(data or {})
         if csrf == "page":
             data["csrf_token"] = self.token
         elif csrf is not None:
             data["csrf_token"] = csrf
-        return self.client.post(url, data=data, headers=self.headers, **kw)
+        return self.client.post(url, data=data, headers={**self.headers, **(headers or {})}, **kw)
 
 
 @pytest.fixture

@@ -74,6 +74,9 @@ def init_app(app) -> None:
     i18n.init_app(app)
     app.register_blueprint(bp)
     app.before_request(_fresh_request_state)
+    from web.ui import rqdash
+
+    rqdash.init_app(app)
 
     @app.errorhandler(CSRFError)
     def csrf_error(e):
