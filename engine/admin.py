@@ -196,3 +196,26 @@ def scope_unit(actor: User, code: str | None) -> OrgUnit:
         return _unit_for_write(actor, code, "org_unit")
     top = admin_paths(actor)[0]
     return db.session.scalar(sa.select(OrgUnit).where(OrgUnit.path == top))
+
+
+def targets(actor: User, year: int) -> list:
+    """The annual targets of `year` inside the actor's scope."""
+    from engine.targets import AnnualTarget
+
+    return db.session.scalars(
+        sa.select(AnnualTarget).join(OrgUnit, AnnualTarget.org_unit_id == OrgUnit.id)
+        .where(AnnualTarget.year == year, _in_scope(admin_paths(actor))).order_by(OrgUnit.path, AnnualTarget.id)).all()
+
+
+def set_targets(actor: User, rows: list[dict]) -> list:
+    """Record annual targets (year, org_unit, user or None, amount, new_customers, visits), all or none."""
+    from engine import targets as annual
+
+    saved = []
+    for i, row in enumerate(rows):
+        unit = _unit_for_write(actor, row["org_unit"], f"{i}.org_unit")
+        person = user(actor, row["user"]) if row.get("user") else None
+        saved.append(annual.set_annual(row["year"], unit.id, person.id if person else None, row["amount"],
+                                       row["new_customers"], row["visits"]))
+    db.session.commit()
+    return saved

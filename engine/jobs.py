@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from rq import Queue, Worker
 
-from engine import clock, mail, queue, scheduler, timers
+from engine import clock, mail, queue, scheduler, timers, webhooks
 from engine.db import db
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,7 @@ class AppWorker(Worker):
                 started = scheduler.run()
                 if started:
                     log.info("scheduled instances started: %s", started)
+                webhooks.schedule()  # deliveries that Redis forgot
             except Exception:  # the next interval tries again; a worker must not die of it
                 log.exception("timer reconcile or scheduled starts failed")
             finally:

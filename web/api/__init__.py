@@ -46,16 +46,29 @@ class SignoffApi(Api):
         errors.init_app(self._app)
 
 
-api = SignoffApi(spec_kwargs={"extra_plugins": [CommonResponses()]})
+_blueprints: list = []
+
+
+def blueprints() -> list:
+    """The API's blueprints, each guarded by auth and the rate limit (set up once per process, so any number
+    of apps can be created: tests, benchmarks, the worker)."""
+    if not _blueprints:
+        from web.api import admin, imports, instances, reports, tasks, tokens, workflows
+        from web.api import attachments as attachments_api
+        from web.api import webhooks as webhooks_api
+
+        for module in (tokens, workflows, instances, tasks, admin, reports, attachments_api, webhooks_api,
+                       imports):
+            module.blp.before_request(auth.authenticate)
+            module.blp.before_request(_rate_limit)
+            _blueprints.append(module.blp)
+    return _blueprints
 
 
 def init_app(app) -> None:
     import swagger_ui_bundle
 
     from engine import attachments, idempotency, webhooks  # noqa: F401  (their tables exist for migrations)
-    from web.api import admin, instances, reports, tasks, tokens, workflows
-    from web.api import attachments as attachments_api
-    from web.api import webhooks as webhooks_api
 
     # Limits, from the environment like the rest of the configuration (config.py may take them over).
     # (Off by default under test: request counters would outlive each test's users; tests turn it on.)
@@ -78,6 +91,7 @@ def init_app(app) -> None:
     })
     app.json.ensure_ascii = False  # Chinese stays readable in every JSON response
     app.url_map.converters["id"] = IdConverter
+    api = SignoffApi(spec_kwargs={"extra_plugins": [CommonResponses()]})
     api.init_app(app)
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
     webhooks.install(db.session)
@@ -88,10 +102,8 @@ def init_app(app) -> None:
                      lambda filename: send_from_directory(assets, filename))
 
     app.cli.add_command(webhooks_cli)
-    for module in (tokens, workflows, instances, tasks, admin, reports, attachments_api, webhooks_api):
-        module.blp.before_request(auth.authenticate)
-        module.blp.before_request(_rate_limit)
-        api.register_blueprint(module.blp)
+    for blp in blueprints():
+        api.register_blueprint(blp)
 
 
 webhooks_cli = AppGroup("webhooks", help="Webhook deliveries.")

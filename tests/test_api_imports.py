@@ -1,0 +1,42 @@
+"""Bulk imports through the API: a stocktake's book stock as CSV, annual targets."""
+import io
+
+from tests.api_fixtures import api_fixture  # noqa: F401
+
+
+def csv_file(text: str, name: str = "book.csv"):
+    return {"file": (io.BytesIO(text.encode("utf-8-sig")), name)}
+
+
+def test_book_stock_from_a_csv_upload(api):
+    inst = api.start(as_="sm1", workflow="stocktake", data={"month": "2026-11"})
+    r = api.post(f"/instances/{inst['id']}/book-stock", as_="dep1",
+                 data=csv_file("编码,名称,数量\nA100,羊毛衫,100\nB200,围巾,50\n"), content_type="multipart/form-data")
+    assert r.status_code == 200, r.json
+    assert [line["sku"] for line in r.json["data"]["book"]] == ["A100", "B200"] and r.json["version"] == 2
+    bad = api.post(f"/instances/{inst['id']}/book-stock", as_="dep1",
+                   data=csv_file("sku,name,quantity\nA100,羊毛衫,lots\n"), content_type="multipart/form-data")
+    assert bad.status_code == 422 and "line 2" in bad.json["errors"]
+    refused = api.post(f"/instances/{inst['id']}/book-stock", as_="a1",
+                       data=csv_file("sku,quantity\nA100,1\n"), content_type="multipart/form-data")
+    assert refused.status_code == 403
+    stranger = api.post(f"/instances/{inst['id']}/book-stock", as_="sm3",
+                        data=csv_file("sku,quantity\nA100,1\n"), content_type="multipart/form-data")
+    assert stranger.status_code == 404
+    assert api.get(f"/instances/{inst['id']}", as_="sm1").json["version"] == 2
+
+
+def test_annual_targets_set_and_read_by_admins(api):
+    body = {"targets": [{"year": 2026, "org_unit": "T1", "user": "rep1", "amount": "1200000", "new_customers": 120,
+                         "visits": 2400}]}
+    r = api.put("/targets", as_="admin", json=body)
+    assert r.status_code == 200, r.json
+    assert r.json == [{"year": 2026, "org_unit": "T1", "user": "rep1", "amount": "1200000.00", "new_customers": 120,
+                       "visits": 2400}]
+    assert api.get("/targets?year=2026", as_="admin").json == r.json
+    plan = api.start(as_="rep1", unit="T1", workflow="monthly_plan", data={"month": "2026-12"})
+    assert plan["data"]["targets"]["amount"] == "111290.32"  # pre-filled from the target just set
+    assert api.put("/targets", as_="sm1", json=body).status_code == 403
+    unknown = api.put("/targets", as_="admin", json={"targets": [body["targets"][0] | {"org_unit": "MARS"}]})
+    assert unknown.status_code in (404, 422)
+    assert api.put("/targets", as_="admin", json={"targets": []}).status_code == 422

@@ -1,0 +1,80 @@
+"""Bulk data where people need it: a stocktake's book stock as a CSV file, annual targets (年度目标)."""
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from flask_smorest.fields import Upload
+from marshmallow import Schema, fields, validate
+
+import engine
+from engine import admin, queries
+from engine.db import db
+from engine.errors import InvalidPayload
+from engine.org import OrgUnit, User
+from web.api import present
+from web.api.auth import current_user
+from web.api.common import errors
+from web.api.schemas import InstanceOut
+from workflows.stocktake import parse_book_csv
+
+blp = Blueprint("api_imports", __name__, url_prefix="/api/v1", description="Bulk imports: book stock, targets.")
+
+
+class CsvIn(Schema):
+    file = Upload(required=True, metadata={"description": "CSV, UTF-8: sku,name,quantity (or 编码,名称,数量)"})
+
+
+class TargetIn(Schema):
+    year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100))
+    org_unit = fields.String(required=True)
+    user = fields.String(load_default=None, metadata={"description": "a rep's login; none for the unit's own"})
+    amount = fields.Decimal(required=True, places=2, as_string=True, validate=validate.Range(min=0))
+    new_customers = fields.Integer(required=True, validate=validate.Range(min=0))
+    visits = fields.Integer(required=True, validate=validate.Range(min=0))
+
+
+class TargetsIn(Schema):
+    targets = fields.List(fields.Nested(TargetIn), required=True, validate=validate.Length(min=1, max=5000))
+
+
+class TargetsQuery(Schema):
+    year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100))
+
+
+@blp.route("/instances/<id:instance_id>/book-stock")
+class BookStock(MethodView):
+    @blp.arguments(CsvIn, location="files")
+    @blp.response(200, InstanceOut)
+    @errors(blp, 400, 401, 403, 404, 409, 422)
+    def post(self, args, instance_id):
+        """Load a stocktake's book stock from a CSV file: its `load_book` action, all lines or none."""
+        user = current_user()
+        queries.visible_instance(instance_id, user)
+        try:
+            text = args["file"].stream.read().decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidPayload({"file": ["Not UTF-8 text."]}) from None
+        inst = engine.fire(instance_id, "load_book", user, {"book": parse_book_csv(text)})
+        return present.instance(inst, user)
+
+
+@blp.route("/targets")
+class Targets(MethodView):
+    @blp.arguments(TargetsQuery, location="query")
+    @blp.response(200, TargetIn(many=True))
+    @errors(blp, 401, 403, 422)
+    def get(self, args):
+        """Annual targets of a year in your administration."""
+        return [_row(t) for t in admin.targets(current_user(), args["year"])]
+
+    @blp.arguments(TargetsIn)
+    @blp.response(200, TargetIn(many=True))
+    @errors(blp, 400, 401, 403, 404, 422)
+    def put(self, args):
+        """Set annual targets (per unit, or per rep at a unit); monthly plans are pre-filled from them."""
+        return [_row(t) for t in admin.set_targets(current_user(), args["targets"])]
+
+
+def _row(t) -> dict:
+    person = db.session.get(User, t.user_id) if t.user_id else None
+    return {"year": t.year, "org_unit": db.session.get(OrgUnit, t.org_unit_id).code,
+            "user": person.login if person else None, "amount": t.amount, "new_customers": t.new_customers,
+            "visits": t.visits}
