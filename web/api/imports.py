@@ -26,7 +26,8 @@ class TargetIn(Schema):
     year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100))
     org_unit = fields.String(required=True)
     user = fields.String(load_default=None, metadata={"description": "a rep's login; none for the unit's own"})
-    amount = fields.Decimal(required=True, places=2, as_string=True, validate=validate.Range(min=0))
+    amount = fields.Decimal(required=True, places=2, as_string=True, validate=lambda v: v >= 0,
+                            metadata={"description": "yuan, not negative"})
     new_customers = fields.Integer(required=True, validate=validate.Range(min=0))
     visits = fields.Integer(required=True, validate=validate.Range(min=0))
 
