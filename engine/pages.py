@@ -23,3 +23,14 @@ def startable(actor: User) -> list[tuple[Compiled, list[OrgUnit]]]:
         if units:
             result.append((compiled, list(units)))
     return result
+
+
+def may_edit_calendar(actor: User) -> bool:
+    """The business calendar is company-wide: only an administrator at the top of the org tree edits it."""
+    from engine import admin
+    from engine.errors import NotPermitted
+
+    try:
+        return any(path.count("/") == 2 for path in admin.admin_paths(actor))
+    except NotPermitted:
+        return False

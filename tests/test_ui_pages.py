@@ -76,6 +76,7 @@ def test_logout_and_change_password(app, people, signed_in):
 
 
 POSTS = ["/login", "/logout", "/account", "/inbox/bulk", "/start/monthly_plan", "/instances/{id}/actions/approve",
+         "/admin/delegations", "/admin/delegations/1/delete", "/admin/calendar",
          "/instances/{id}/attachments"]
 
 
@@ -211,3 +212,27 @@ def test_rq_dashboard_is_for_administrators_only(app, people, signed_in, rq_queu
     assert admin.get("/admin/rq/requeue/signoff").status_code == 400
     assert admin.post("/admin/rq/queue/signoff/failed/empty", csrf=None,
                       headers={"X-Requested-With": "XMLHttpRequest"}).status_code == 200
+
+
+def test_admin_delegations_and_calendar(app, people, clock, signed_in):
+    from engine import calendar
+    from engine.org import Delegation
+
+    admin = signed_in("admin")
+    page = admin.get("/admin?month=2026-10").get_data(as_text=True)
+    assert "法定节假日" in page and "调休上班" in page  # October 2026: National Day and its make-up days
+    r = admin.post("/admin/delegations", {"from_login": "sm1", "to_login": "nobody",
+                                          "starts_at": "2026-11-03T09:00", "ends_at": "2026-11-05T18:00"})
+    assert r.status_code == 422 and "未知人员：nobody" in r.get_data(as_text=True)
+    r = admin.post("/admin/delegations", {"from_login": "sm1", "to_login": "dep1",
+                                          "starts_at": "2026-11-03T09:00", "ends_at": "2026-11-05T18:00"})
+    assert r.status_code == 302
+    d = db.session.scalar(db.select(Delegation))
+    assert d.starts_at.isoformat() == "2026-11-03T01:00:00+00:00"  # company time, stored in UTC
+    assert signed_in("sm1").post(f"/admin/delegations/{d.id}/delete").status_code == 403  # not an admin
+    assert admin.post("/admin/calendar", {"day": "2026-11-07", "working": "1", "note": "调休"}).status_code == 302
+    calendar.invalidate()
+    assert calendar.current().is_working_day(__import__("datetime").date(2026, 11, 7))
+    assert signed_in("east").post("/admin/calendar", {"day": "2026-11-08", "working": "1"}).status_code == 404
+    assert admin.post(f"/admin/delegations/{d.id}/delete").status_code == 302
+    assert admin.post("/admin/delegations/999/delete").status_code == 404

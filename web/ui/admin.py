@@ -1,18 +1,91 @@
-"""Admin pages (read-only here; changes go through the admin API and CLI): the org tree, users and their roles,
-delegations. Only for administrators, within their subtree (engine.admin checks)."""
-from flask import render_template
+"""Admin pages: the org tree, users and their roles, delegations (add, end) and the company's business
+calendar (working-day overrides). engine.admin checks every read and write against the admin's subtree."""
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 
-from engine import admin
+from engine import admin, calendar, clock, pages
+from engine.errors import EngineError
 from web.ui import bp
 from web.ui.auth import me
+from web.ui.i18n import message
+
+
+def _month() -> tuple[int, int]:
+    text = request.values.get("month", "")
+    try:
+        year, month = (int(x) for x in text.split("-"))
+        date(year, month, 1)
+        return year, month
+    except ValueError:
+        today = clock.now().astimezone(ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai")))
+        return today.year, today.month
+
+
+def _page(banner: str | None = None, status: int = 200):
+    units = admin.units(me())  # NotPermitted (shown as 404) for anyone who is not an administrator
+    users = admin.users(me())
+    year, month = _month()
+    return render_template("admin.html", units=units, users=users,
+                           roles={u.login: admin.roles(me(), u.login) for u in users},
+                           delegations=admin.delegations(me()), banner=banner, month=f"{year:04d}-{month:02d}",
+                           days=calendar.month_days(year, month),
+                           may_edit_calendar=pages.may_edit_calendar(me())), status
 
 
 @bp.get("/admin")
 @login_required
 def admin_home():
-    units = admin.units(me())  # NotPermitted (403) for anyone who is not an administrator
-    users = admin.users(me())
-    roles = {u.login: admin.roles(me(), u.login) for u in users}
-    return render_template("admin.html", units=units, users=users, roles=roles,
-                           delegations=admin.delegations(me()))
+    return _page()
+
+
+def _local(text: str) -> datetime:
+    tz = ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai"))
+    return datetime.fromisoformat(text).replace(tzinfo=tz)
+
+
+@bp.post("/admin/delegations")
+@login_required
+def add_delegation():
+    admin.admin_paths(me())
+    try:
+        starts, ends = _local(request.form.get("starts_at", "")), _local(request.form.get("ends_at", ""))
+    except ValueError:
+        return _page(_("Give the start and the end of the delegation."), 422)
+    if ends <= starts:
+        return _page(_("The end must be after the start."), 422)
+    try:
+        admin.create_delegation(me(), request.form.get("from_login", "").strip(),
+                                request.form.get("to_login", "").strip(), starts, ends)
+    except EngineError as e:
+        if e.code != "invalid_input":
+            return _page(message(e.message), e.status)
+        who = request.form.get("to_login" if e.details.get("field") == "to_user" else "from_login", "")
+        return _page(_("Unknown person: %(who)s", who=who), e.status)
+    flash(_("Delegation added."))
+    return redirect(url_for("ui.admin_home"))
+
+
+@bp.post("/admin/delegations/<int:delegation_id>/delete")
+@login_required
+def delete_delegation(delegation_id: int):
+    admin.delete_delegation(me(), delegation_id)  # not in the admin's scope: 404
+    flash(_("Delegation ended."))
+    return redirect(url_for("ui.admin_home"))
+
+
+@bp.post("/admin/calendar")
+@login_required
+def set_calendar_day():
+    if not pages.may_edit_calendar(me()):
+        abort(404)
+    try:
+        day = date.fromisoformat(request.form.get("day", ""))
+    except ValueError:
+        return _page(_("Give a date."), 422)
+    calendar.set_day(day, request.form.get("working") == "1", request.form.get("note", "").strip()[:200])
+    flash(_("Calendar updated."))
+    return redirect(url_for("ui.admin_home", month=day.strftime("%Y-%m")))

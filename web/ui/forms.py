@@ -3,6 +3,7 @@ form back into the payload the engine validates, and how to put the engine's fie
 
 Posted names are dotted paths: `targets.amount`, table rows `actions.0.title`. Every value the user typed is
 sent back on a failed submit, so nothing is lost."""
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -46,8 +47,14 @@ def spec(schema: type[Schema] | Schema | None) -> list[FieldSpec]:
     """The fields to render for a schema (empty for payload-free actions)."""
     if schema is None:
         return []
-    instance = schema() if isinstance(schema, type) else schema
-    return [_field_spec(name, f) for name, f in instance.fields.items() if not f.dump_only]
+    if isinstance(schema, type):
+        return list(_class_spec(schema))  # definitions are loaded once: compute each schema's fields once
+    return [_field_spec(name, f) for name, f in schema.fields.items() if not f.dump_only]
+
+
+@functools.cache
+def _class_spec(schema: type[Schema]) -> tuple[FieldSpec, ...]:
+    return tuple(_field_spec(name, f) for name, f in schema().fields.items() if not f.dump_only)
 
 
 def _field_spec(name: str, f: fields.Field) -> FieldSpec:

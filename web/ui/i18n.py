@@ -45,6 +45,14 @@ def when(value: datetime | None, fmt: str = "medium") -> str:
     return format_datetime(value, fmt) if value else ""
 
 
+def when_text(text: str | None, fmt: str = "short") -> str:
+    """An ISO date-time stored in instance data, formatted for the page (as given when it does not parse)."""
+    try:
+        return when(datetime.fromisoformat(str(text)), fmt) if text else ""
+    except ValueError:
+        return str(text)
+
+
 def amount(value) -> str:
     try:
         return format_decimal(Decimal(str(value)), format="#,##0.00")
@@ -156,9 +164,10 @@ def role_name(role: str) -> str:
 
 def init_app(app) -> None:
     from web.ui.forms import row_count
-    from web.ui.labels import choice, label
+    from web.ui.labels import choice, label, unit_kind
 
-    app.jinja_env.globals.update(title=title, when=when, amount=amount, lang=lang, duration=duration, label=label,
+    app.jinja_env.globals.update(title=title, when=when, when_text=when_text, amount=amount, lang=lang,
+                                 duration=duration, label=label,
                                  choice_label=choice, row_count=row_count, escalation_target=escalation_target,
-                                 role_name=role_name)
+                                 role_name=role_name, unit_kind=unit_kind)
     app.jinja_env.filters.update(when=when, amount=amount)

@@ -43,3 +43,12 @@ def choice(value) -> str:
     """A choice value in words; unknown values are shown as they are."""
     found = CHOICES.get(str(value))
     return str(found) if found is not None else str(value)
+
+
+KINDS = {"company": _l("company"), "region": _l("region"), "store": _l("store"), "team": _l("team")}
+
+
+def unit_kind(kind: str) -> str:
+    """An org unit's kind in words."""
+    found = KINDS.get(kind)
+    return str(found) if found is not None else kind
