@@ -81,10 +81,7 @@ def test_two_people_sign_a_handover_and_nobody_signs_twice(browser_as, people, c
     deputy = browser_as("dep1", width=390, height=844)  # a phone
     deputy.goto(f"{deputy.base}/instances/{inst.id}")
     assert "Sm1" in deputy.inner_text("table.signoff")
-    wide = deputy.evaluate("""() => [...document.querySelectorAll('body *')]
-        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.scroll'))
-        .map(e => e.tagName + '.' + e.className).slice(0, 5)""")
-    assert wide == [] and deputy.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    no_sideways_scrolling(deputy)
     deputy.click("#action-sign_in button[type=submit]")
     deputy.wait_for_selector("text=已完成：接班签字")
     assert state_of(inst.id) == "completed"
@@ -158,3 +155,25 @@ def test_switching_to_english_shows_english_on_those_pages(browser_as, people, c
     sm.goto(f"{sm.base}/instances/{handover.id}")
     text = sm.inner_text("body")
     assert "Shift handover sign-off" in text and not CJK.findall(text), CJK.findall(text)[:10]
+
+
+def no_sideways_scrolling(page) -> None:
+    wide = page.evaluate("""() => [...document.querySelectorAll('body *')]
+        .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1 && !e.closest('.scroll'))
+        .map(e => e.tagName + '.' + e.className).slice(0, 5)""")
+    assert wide == [] and page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+
+
+def test_inbox_and_instance_page_fit_a_phone(browser_as, people, clock):
+    inst = engine.start("monthly_plan", "T1", people["rep1"], {
+        "month": "2026-12", "actions": [{"title": "拜访老客户", "week": 1}], "budget": "3000"})
+    engine.fire(inst.id, "submit", people["rep1"])
+    phone = browser_as("salesmgr", width=375, height=740)
+    no_sideways_scrolling(phone)
+    assert phone.locator(f"li.task[data-instance='{inst.id}']").is_visible()
+    screenshot(phone, "inbox-phone")
+    phone.goto(f"{phone.base}/instances/{inst.id}")
+    diagram_drawn(phone)
+    no_sideways_scrolling(phone)
+    assert phone.locator("#action-approve button[type=submit]").is_visible()
+    screenshot(phone, "instance-phone")

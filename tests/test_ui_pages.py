@@ -34,8 +34,10 @@ def test_login_cookie_flags_and_no_enumeration(app, people, fresh_limits):
     assert "登录名或密码错误" in wrong.get_data(as_text=True)
     strip = lambda r: re.sub(r'value="[^"]*"', "", r.get_data(as_text=True))  # noqa: E731
     assert strip(wrong) == strip(unknown).replace('"nobody"', '"rep1"').replace("nobody", "rep1")
-    ok = s.post("/login", {"login": "rep1", "password": "pw-rep1"})
-    assert ok.status_code == 302
+    ok = s.client.post("/login?next=//evil.example/x", data={"login": "rep1", "password": "pw-rep1",
+                                                             "csrf_token": s.token})
+    assert ok.status_code == 302 and ok.headers["Location"] == "/inbox"  # no open redirect
+    assert "frame-ancestors 'none'" in ok.headers["Content-Security-Policy"]
     cookie = ok.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
     https = app.test_client()
