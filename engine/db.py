@@ -74,6 +74,9 @@ def init_db(app) -> None:
     import engine.targets  # noqa: F401
 
     db.init_app(app)
+    from engine import audit
+
+    audit.install(db.session)
     with app.app_context():
         engine = db.engine
         if engine.dialect.name == "sqlite":

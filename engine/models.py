@@ -70,6 +70,8 @@ class AuditEvent(db.Model):
     data: Mapped[dict] = mapped_column(JSONType, default=dict)
     comment: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    prev_hash: Mapped[str | None] = mapped_column(sa.String(64))  # the chain: see engine/audit.py
+    hash: Mapped[str | None] = mapped_column(sa.String(64))
 
     actor: Mapped[User | None] = relationship(foreign_keys=[actor_id])
     on_behalf_of: Mapped[User | None] = relationship(foreign_keys=[on_behalf_of_id])

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from marshmallow import Schema, ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from engine import alarm, clock, org, registry, timers
+from engine import alarm, audit, clock, org, registry, timers
 from engine.authority import SYSTEM, Acting, Standing, may_start
 from engine.db import db, write_transaction
 from engine.definition import ASSIGNEE, CREATOR, SigningPolicy, Transition
@@ -254,9 +254,11 @@ def _complete_signing_if_met(compiled: Compiled, inst: Instance, now: datetime) 
 
 def _audit(inst: Instance, trigger: str, from_state: str | None, acting: Acting, data: dict, comment: str | None,
            now: datetime) -> None:
-    db.session.add(AuditEvent(instance_id=inst.id, seq=inst.version, trigger=trigger, from_state=from_state,
-                              to_state=inst.state, actor_id=_id(acting.user), on_behalf_of_id=_id(acting.on_behalf_of),
-                              data=data, comment=comment, created_at=now))
+    event = AuditEvent(instance_id=inst.id, seq=inst.version, trigger=trigger, from_state=from_state,
+                       to_state=inst.state, actor_id=_id(acting.user), on_behalf_of_id=_id(acting.on_behalf_of),
+                       data=data, comment=comment, created_at=now)
+    audit.seal(event)
+    db.session.add(event)
 
 
 def _enter_state(compiled: Compiled, inst: Instance, now: datetime) -> None:

@@ -280,7 +280,24 @@ def stocktake_load_book(instance_id, csv_file, login):
     click.echo(f"loaded {len(lines)} book lines into stocktake #{instance_id}")
 
 
+audit_cli = AppGroup("audit", help="The audit trail.")
+
+
+@audit_cli.command("verify")
+@click.option("--instance", "instance_id", type=int, help="Only this instance.")
+def audit_verify(instance_id):
+    """Check every instance's hash chain; exit 1 naming each event changed or removed behind the app's back."""
+    from engine import audit
+
+    checked, problems = audit.verify(instance_id)
+    for problem in problems:
+        click.echo(str(problem), err=True)
+    click.echo(f"{checked} audit events checked, {len(problems)} problem(s)")
+    if problems:
+        raise SystemExit(1)
+
+
 def init_app(app) -> None:
     for command in (org_cli, users_cli, workflows_cli, calendar_cli, timers_cli, mail_cli, targets_cli, stocktake_cli,
-                    demo, worker):
+                    audit_cli, demo, worker):
         app.cli.add_command(command)
