@@ -207,11 +207,7 @@ def _active_delegations(at: datetime):
 
 def delegate_of(user: User, at: datetime | None = None) -> User | None:
     """The active stand-in for `user` at `at`, if they are out of office."""
-    at = at or clock.now()
-    return db.session.scalar(
-        sa.select(User).join(Delegation, Delegation.to_user_id == User.id)
-        .where(Delegation.from_user_id == user.id, _active_delegations(at), User.active)
-        .order_by(Delegation.starts_at.desc()).limit(1))
+    return _stand_ins([user.id], at or clock.now()).get(user.id)
 
 
 def principals(user: User, at: datetime | None = None) -> list[tuple[User, User | None]]:
@@ -261,12 +257,18 @@ def holders(role: str, unit: OrgUnit, at: datetime | None = None, exclude: set[i
     for unit_id in unit.ancestor_ids:
         found = [user for user, at_unit in rows if at_unit == unit_id and user.id not in exclude]
         if found:
-            result = []
-            for user in found:
-                stand_in = delegate_of(user, at)
-                result.append(Holder(stand_in, role, user) if stand_in else Holder(user, role))
-            return result
+            stand_ins = _stand_ins([u.id for u in found], at)
+            return [Holder(stand_ins[u.id], role, u) if u.id in stand_ins else Holder(u, role) for u in found]
     return []
+
+
+def _stand_ins(user_ids: list[int], at: datetime) -> dict[int, User]:
+    """Active delegates of the people in `user_ids` (one query), latest delegation first."""
+    rows = db.session.execute(
+        sa.select(Delegation.from_user_id, User).join(User, Delegation.to_user_id == User.id)
+        .where(Delegation.from_user_id.in_(user_ids), _active_delegations(at), User.active)
+        .order_by(Delegation.starts_at)).all()
+    return {from_id: user for from_id, user in rows}  # later rows win: the latest delegation
 
 
 def manager_of(user: User, unit: OrgUnit, at: datetime | None = None) -> list[Holder]:
