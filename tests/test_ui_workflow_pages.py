@@ -56,3 +56,20 @@ def test_plan_breakdown_and_plan_vs_actual(app, people, clock, signed_in):
     dash = signed_in("salesmgr").get("/dashboard?month=2026-11").get_data(as_text=True)
     assert "各销售代表计划与实绩" in dash and "Rep1" in dash and "80.0 %" in dash
     assert "Rep1" not in signed_in("sm3").get("/dashboard?month=2026-11").get_data(as_text=True)
+
+
+def test_count_sheet_sends_only_counted_rows(app, people, clock, signed_in):
+    book = [{"sku": f"S{n:03d}", "name": f"商品{n}", "quantity": 5} for n in range(30)]
+    inst = engine.start("stocktake", "S1", people["sm1"], {"month": "2026-11", "book": book})
+    a1 = signed_in("a1")
+    page = a1.get(f"/instances/{inst.id}").get_data(as_text=True)
+    assert 'name="lines.29.sku" value="S029"' in page and "商品29" in page
+    form = {f"lines.{n}.sku": f"S{n:03d}" for n in range(30)} | {"zone": "A柜", "lines.3.counted": "5",
+                                                                 "lines.7.counted": "x"}
+    r = a1.post(f"/instances/{inst.id}/actions/enter_counts", form)
+    assert r.status_code == 422 and re.search(r'data-field="lines.7.counted">不是有效的整数', r.get_data(as_text=True))
+    form["lines.7.counted"] = "4"
+    assert a1.post(f"/instances/{inst.id}/actions/enter_counts", form).status_code == 302
+    db.session.rollback()
+    counts = db.session.get(type(inst), inst.id).data["counts"]
+    assert counts == {"A柜": [{"sku": "S003", "counted": 5}, {"sku": "S007", "counted": 4}]}

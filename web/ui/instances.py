@@ -11,7 +11,7 @@ import engine
 from engine import attachments, diagram, queries, registry
 from engine.definition import Transition
 from engine.errors import EngineError, InvalidPayload
-from web.ui import bp, forms
+from web.ui import bp, forms, sheets
 from web.ui.auth import me
 from web.ui.i18n import message, title
 
@@ -50,7 +50,9 @@ def failure(e: EngineError) -> str:
 
 def _form(inst, t: Transition, values=None, errors=None) -> ActionForm:
     specs = forms.spec(t.schema)
-    if values is None:
+    if values is None and sheets.is_sheet(inst.workflow, t.trigger):
+        values = sheets.prefill(inst.workflow, t.trigger, inst.data)
+    elif values is None:
         values = forms.values_from(inst.data, specs) if t.dest is None and not t.signature else {}
     upload = inst.workflow == "stocktake" and t.trigger == "load_book"
     return ActionForm(t, specs, values, errors or {}, upload)
@@ -108,7 +110,8 @@ def act(instance_id: int, trigger: str):
         return render(instance_id, banner=FAILURES["not_available"](), status=409)
     t = candidates[0]
     form = _form(inst, t, values=request.form.to_dict())
-    reader = forms.Reader(request.form, inst.org_unit.timezone)
+    posted = sheets.counted_only(request.form) if sheets.is_sheet(inst.workflow, trigger) else request.form
+    reader = forms.Reader(posted, inst.org_unit.timezone)
     data = reader.payload(form.specs)
     comment = (request.form.get("comment") or "").strip() or None
     version = request.form.get("version", "")
