@@ -41,6 +41,14 @@ def test_training_cohort_calendar(app, people, clock, signed_in):
     assert page.count('class="day training') == 4 and page.count('class="day rest') == 1
     assert "第2阶段" in page and "学员观察记录" in page
     assert signed_in("sm3").get(f"/instances/{inst.id}").status_code == 404
+    engine.fire(inst.id, "open_day", None)  # the first training evening (a timer does this)
+    trainer = signed_in("trainer")
+    page = trainer.get(f"/instances/{inst.id}").get_data(as_text=True)
+    assert re.search(r'<select name="trainee"[^>]*>\s*<option value=""></option>\s*<option value="new1"', page)
+    r = trainer.post(f"/instances/{inst.id}/actions/record_observation",
+                     {"trainee": "new1", "observation": "主动迎客，介绍清楚", "rating": "4"})
+    assert r.status_code == 302
+    assert "主动迎客，介绍清楚 (4/5)" in trainer.get(f"/instances/{inst.id}").get_data(as_text=True)
 
 
 def test_plan_breakdown_and_plan_vs_actual(app, people, clock, signed_in):

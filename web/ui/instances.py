@@ -1,5 +1,6 @@
 """The instance page: data, the actions this user may take now (forms from their schemas), signatures,
 pending deadlines, the history timeline and the state diagram; and the POST that fires one action."""
+import dataclasses
 import re
 from dataclasses import dataclass, field
 
@@ -49,13 +50,23 @@ def failure(e: EngineError) -> str:
 
 
 def _form(inst, t: Transition, values=None, errors=None) -> ActionForm:
-    specs = forms.spec(t.schema)
+    specs = _with_trainees(forms.spec(t.schema), inst.data.get("trainees"))
     if values is None and sheets.is_sheet(inst.workflow, t.trigger):
         values = sheets.prefill(inst.workflow, t.trigger, inst.data)
     elif values is None:
         values = forms.values_from(inst.data, specs) if t.dest is None and not t.signature else {}
+        if any(s.name == "scores" and s.kind == "dict" for s in specs) and inst.data.get("trainees"):
+            values["scores"] = "\n".join(f"{login}: " for login in inst.data["trainees"])  # one line each
     upload = inst.workflow == "stocktake" and t.trigger == "load_book"
     return ActionForm(t, specs, values, errors or {}, upload)
+
+
+def _with_trainees(specs: list, trainees) -> list:
+    """A training cohort's forms pick the trainee from the cohort instead of typing a login."""
+    if not trainees:
+        return specs
+    return [dataclasses.replace(s, kind="select", choices=tuple(trainees)) if s.name == "trainee" else s
+            for s in specs]
 
 
 def localized_diagram(compiled, state: str) -> str:
