@@ -9,17 +9,9 @@ import sqlalchemy as sa
 import engine
 from engine.db import db
 from engine.models import Instance
-from tests.ui_fixtures import ROOT, screenshot
 
 pytest_plugins = ["tests.ui_fixtures"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
-DIAGRAMS = (ROOT / "web" / "static" / "vendor" / "mermaid.min.js").exists()  # vendored by `make install`
-
-
-def diagram_drawn(page) -> None:
-    """The state diagram was drawn in the page from the locally vendored mermaid (text when npm was missing)."""
-    if DIAGRAMS:
-        page.wait_for_selector("body[data-diagram=ready] pre.mermaid svg")
 
 
 def state_of(instance_id: int) -> str:
@@ -27,7 +19,7 @@ def state_of(instance_id: int) -> str:
     return db.session.scalar(sa.select(Instance.state).where(Instance.id == instance_id))
 
 
-def test_rep_submits_a_plan_and_the_manager_approves_it(browser_as, clock):
+def test_rep_submits_a_plan_and_the_manager_approves_it(browser_as, clock, shoot, diagram_drawn):
     rep = browser_as("rep1")
     rep.click("text=发起")
     rep.click("text=月度销售计划")
@@ -51,12 +43,12 @@ def test_rep_submits_a_plan_and_the_manager_approves_it(browser_as, clock):
     assert state_of(instance_id) == "manager_review"
     assert rep.locator("#action-approve").count() == 0  # no approve button on one's own plan
     diagram_drawn(rep)
-    screenshot(rep, "instance-plan-rep")
+    shoot(rep, "instance-plan-rep")
 
     boss = browser_as("salesmgr")
     row = boss.locator(f"li.task[data-instance='{instance_id}']")
     assert "月度销售计划" in row.inner_text()
-    screenshot(boss, "inbox-manager")
+    shoot(boss, "inbox-manager")
     row.locator("a").click()
     boss.click("#action-approve button[type=submit]")
     boss.wait_for_selector("text=已完成：批准")
@@ -64,10 +56,10 @@ def test_rep_submits_a_plan_and_the_manager_approves_it(browser_as, clock):
     assert "执行中" in boss.inner_text(".meta")
     assert "批准" in boss.inner_text("#history")
     diagram_drawn(boss)
-    screenshot(boss, "instance-plan-approved")
+    shoot(boss, "instance-plan-approved")
 
 
-def test_two_people_sign_a_handover_and_nobody_signs_twice(browser_as, people, clock):
+def test_two_people_sign_a_handover_and_nobody_signs_twice(browser_as, people, clock, shoot):
     at = (clock.current + timedelta(hours=1)).isoformat()
     counts = {"cash_expected": "1000.00", "cash_counted": "1000.00", "goods": []}
     inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": at, "counts": counts})
@@ -86,10 +78,11 @@ def test_two_people_sign_a_handover_and_nobody_signs_twice(browser_as, people, c
     deputy.wait_for_selector("text=已完成：接班签字")
     assert state_of(inst.id) == "completed"
     assert "Dep1" in deputy.inner_text("table.signoff")
-    screenshot(deputy, "handover-signoff-phone")
+    shoot(deputy, "handover-signoff-phone")
 
 
-def test_stocktake_with_a_variance_goes_through_recount_and_approval(browser_as, people, clock, tmp_path):
+def test_stocktake_with_a_variance_goes_through_recount_and_approval(browser_as, people, clock, tmp_path, shoot,
+                                                                    diagram_drawn):
     inst = engine.start("stocktake", "S1", people["sm1"], {"month": "2026-11"})
     sm = browser_as("sm1")
     sm.goto(f"{sm.base}/instances/{inst.id}")
@@ -124,10 +117,10 @@ def test_stocktake_with_a_variance_goes_through_recount_and_approval(browser_as,
     assert state_of(inst.id) == "reporting"
     assert "茶壶破损五只" in sm.inner_text("#history")
     diagram_drawn(sm)
-    screenshot(sm, "instance-stocktake")
+    shoot(sm, "instance-stocktake")
 
 
-def test_switching_to_english_shows_english_on_those_pages(browser_as, people, clock):
+def test_switching_to_english_shows_english_on_those_pages(browser_as, people, clock, shoot, diagram_drawn):
     inst = engine.start("monthly_plan", "T1", people["rep1"], {"month": "2026-12", "budget": "100"})
     engine.fire(inst.id, "submit", people["rep1"])
     clock.set(datetime(2026, 11, 9, 2, 0, tzinfo=UTC))  # the review is overdue now
@@ -146,9 +139,9 @@ def test_switching_to_english_shows_english_on_those_pages(browser_as, people, c
         assert not CJK.findall(text), (url, CJK.findall(text)[:10])
     page.goto(page.base + "/inbox")
     assert "Overdue" in page.inner_text("body") and "Monthly sales plan" in page.inner_text("body")
-    screenshot(page, "inbox-english")
+    shoot(page, "inbox-english")
     page.goto(page.base + "/dashboard")
-    screenshot(page, "dashboard")
+    shoot(page, "dashboard")
     sm = browser_as("sm1")
     sm.click("text=Sm1")
     sm.select_option("select[name='s-locale']", "en")
@@ -165,16 +158,16 @@ def no_sideways_scrolling(page) -> None:
     assert wide == [] and page.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
 
 
-def test_inbox_and_instance_page_fit_a_phone(browser_as, people, clock):
+def test_inbox_and_instance_page_fit_a_phone(browser_as, people, clock, shoot, diagram_drawn):
     inst = engine.start("monthly_plan", "T1", people["rep1"], {
         "month": "2026-12", "actions": [{"title": "拜访老客户", "week": 1}], "budget": "3000"})
     engine.fire(inst.id, "submit", people["rep1"])
     phone = browser_as("salesmgr", width=375, height=740)
     no_sideways_scrolling(phone)
     assert phone.locator(f"li.task[data-instance='{inst.id}']").is_visible()
-    screenshot(phone, "inbox-phone")
+    shoot(phone, "inbox-phone")
     phone.goto(f"{phone.base}/instances/{inst.id}")
     diagram_drawn(phone)
     no_sideways_scrolling(phone)
     assert phone.locator("#action-approve button[type=submit]").is_visible()
-    screenshot(phone, "instance-phone")
+    shoot(phone, "instance-phone")

@@ -9,7 +9,6 @@ import pytest
 import engine
 from engine import org
 from engine.db import db
-from tests.ui_fixtures import Session, csrf_token
 
 pytest_plugins = ["tests.ui_fixtures"]
 
@@ -26,8 +25,8 @@ def test_healthz_and_landing(app, people, signed_in):
     assert signed_in("rep1").get("/").headers["Location"].endswith("/inbox")
 
 
-def test_login_cookie_flags_and_no_enumeration(app, people, fresh_limits):
-    s = Session(app)
+def test_login_cookie_flags_and_no_enumeration(app, people, anonymous):
+    s = anonymous()
     wrong = s.post("/login", {"login": "rep1", "password": "nope"})
     unknown = s.post("/login", {"login": "nobody", "password": "nope"})
     assert wrong.status_code == unknown.status_code == 401
@@ -40,23 +39,20 @@ def test_login_cookie_flags_and_no_enumeration(app, people, fresh_limits):
     assert "frame-ancestors 'none'" in ok.headers["Content-Security-Policy"]
     cookie = ok.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
-    https = app.test_client()
-    page = https.get("/login", base_url="https://localhost").get_data(as_text=True)
-    r = https.post("/login", base_url="https://localhost",
-                   data={"login": "rep1", "password": "pw-rep1", "csrf_token": csrf_token(page)},
-                   headers={"Referer": "https://localhost/login"})
+    https = anonymous(base_url="https://localhost")
+    r = https.post("/login", {"login": "rep1", "password": "pw-rep1"})
     assert r.status_code == 302 and "Secure" in r.headers["Set-Cookie"]
 
 
-def test_failed_logins_are_limited_per_account_and_per_address(app, people, fresh_limits, monkeypatch):
-    s = Session(app)
+def test_failed_logins_are_limited_per_account_and_per_address(app, people, anonymous, monkeypatch):
+    s = anonymous()
     for _ in range(5):
         assert s.post("/login", {"login": "rep1", "password": "bad"}).status_code == 401
     blocked = s.post("/login", {"login": "rep1", "password": "pw-rep1"})  # even the right password now
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
     assert s.post("/login", {"login": "salesmgr", "password": "pw-salesmgr"}).status_code == 302
     monkeypatch.setitem(app.config, "UI_LOGIN_ADDRESS_LIMIT", 3)
-    other = Session(app)
+    other = anonymous()
     for login in ("a1", "a2"):
         other.post("/login", {"login": login, "password": "bad"})
     assert other.post("/login", {"login": "sm1", "password": "pw-sm1"}).status_code == 429  # 3 from this address
@@ -109,11 +105,11 @@ def test_instance_pages_check_scope(app, people, clock, signed_in):
     assert signed_in("admin").get("/admin").status_code == 200
 
 
-def test_language_default_accept_language_and_user_setting(app, people, signed_in):
+def test_language_default_accept_language_and_user_setting(app, people, signed_in, anonymous):
     assert "我的待办" in signed_in("rep1").get("/inbox").get_data(as_text=True)
-    anonymous = Session(app, lang="en-US,en;q=0.9")
-    assert "Sign in" in anonymous.get("/login").get_data(as_text=True)  # before sign-in: Accept-Language
-    assert "登录" in Session(app).get("/login").get_data(as_text=True)
+    english = anonymous(lang="en-US,en;q=0.9")
+    assert "Sign in" in english.get("/login").get_data(as_text=True)  # before sign-in: Accept-Language
+    assert "登录" in anonymous().get("/login").get_data(as_text=True)
     page = signed_in("south", lang="zh-CN").get("/inbox").get_data(as_text=True)  # south's own setting: en
     assert "My tasks" in page and "我的待办" not in page
     zh = signed_in("rep1", lang="zh-CN")

@@ -51,19 +51,21 @@ def csrf_token(html: str) -> str:
 class Session:
     """A test client signed in as someone; `post` adds the page's CSRF token unless told otherwise."""
 
-    def __init__(self, app, login: str | None = None, lang: str = "zh"):
+    def __init__(self, app, login: str | None = None, lang: str = "zh", base_url: str = "http://localhost"):
         self.client = app.test_client()
-        self.headers = {"Accept-Language": lang}
+        self.base_url = base_url
+        self.headers = {"Accept-Language": lang, "Referer": base_url + "/"}
         self.token = None
         if login:
             page = self.get("/login").get_data(as_text=True)
             r = self.client.post("/login", data={"login": login, "password": "pw-" + login,
-                                                 "csrf_token": csrf_token(page)}, headers=self.headers)
+                                                 "csrf_token": csrf_token(page)}, headers=self.headers,
+                                 base_url=self.base_url)
             assert r.status_code == 302, r.get_data(as_text=True)
         self.token = csrf_token(self.get("/inbox" if login else "/login").get_data(as_text=True))
 
     def get(self, url: str, headers: dict | None = None, **kw):
-        return self.client.get(url, headers={**self.headers, **(headers or {})}, **kw)
+        return self.client.get(url, headers={**self.headers, **(headers or {})}, base_url=self.base_url, **kw)
 
     def post(self, url: str, data: dict | None = None, csrf: str | None = "page", headers: dict | None = None, **kw):
         data = dict(data or {})
@@ -71,13 +73,35 @@ class Session:
             data["csrf_token"] = self.token
         elif csrf is not None:
             data["csrf_token"] = csrf
-        return self.client.post(url, data=data, headers={**self.headers, **(headers or {})}, **kw)
+        return self.client.post(url, data=data, headers={**self.headers, **(headers or {})}, base_url=self.base_url,
+                                **kw)
 
 
 @pytest.fixture
 def signed_in(app, people, fresh_limits):
     """signed_in("rep1") → a Session for that person."""
     return lambda login, lang="zh": Session(app, login, lang)
+
+
+@pytest.fixture
+def anonymous(app, fresh_limits):
+    """anonymous() → a Session nobody has signed in to (lang, base_url as for Session)."""
+    return lambda **kw: Session(app, **kw)
+
+
+@pytest.fixture
+def shoot():
+    """shoot(page, "name") saves a full-page screenshot to tests/artifacts/name.png."""
+    return screenshot
+
+
+@pytest.fixture
+def diagram_drawn():
+    """diagram_drawn(page): the state diagram was drawn from the vendored mermaid (text when npm was missing)."""
+    def wait(page) -> None:
+        if (ROOT / "web" / "static" / "vendor" / "mermaid.min.js").exists():
+            page.wait_for_selector("body[data-diagram=ready] pre.mermaid svg")
+    return wait
 
 
 @pytest.fixture
