@@ -1,5 +1,6 @@
 """Workflow-specific pages through the test client: the complaint board and form (choices in words), the
 training cohort calendar, the monthly plan breakdown and plan vs. actual on the dashboard; scope per page."""
+import html
 import re
 
 import engine
@@ -81,3 +82,32 @@ def test_count_sheet_sends_only_counted_rows(app, people, clock, signed_in):
     db.session.rollback()
     counts = db.session.get(type(inst), inst.id).data["counts"]
     assert counts == {"A柜": [{"sku": "S003", "counted": 5}, {"sku": "S007", "counted": 4}]}
+
+
+def visible_words(page: str) -> set[str]:
+    """Latin words a reader sees on a page (scripts, the diagram's source text and attributes left out)."""
+    page = re.sub(r"<script.*?</script>|<style.*?</style>|<pre class=\"mermaid\".*?</pre>", "", page, flags=re.S)
+    return set(re.findall(r"[A-Za-z]{3,}", html.unescape(re.sub(r"<[^>]+>", " ", page))))
+
+
+def test_chinese_pages_have_no_untranslated_words(app, people, clock, signed_in):
+    at = clock.current.isoformat()
+    counts = {"cash_expected": "100", "cash_counted": "90", "goods": []}
+    ids = {
+        "sm1": [engine.start("shift_handover", "S1", people["sm1"], {"handover_at": at, "counts": counts}).id,
+                engine.start("stocktake", "S1", people["sm1"], {"month": "2026-11", "book": [
+                    {"sku": "A1", "name": "杯", "quantity": 3}]}).id,
+                engine.start("complaint", "S1", people["a1"], COMPLAINT).id],
+        "rep1": [engine.start("monthly_plan", "T1", people["rep1"], {"month": "2026-12"}).id],
+    }
+    data = {"Signoff", "CSV", "PDF", "JPEG", "PNG", "GIF", "WebP", "YYYY", "unit", "RQ", "English"}  # names, formats
+    data |= {u.name for u in people.values()} | {u.login for u in people.values()} | {"EAST", "SOUTH"}  # unit codes
+    pages = [("sm1", f"/instances/{i}") for i in ids["sm1"]] + [("rep1", f"/instances/{ids['rep1'][0]}")]
+    pages += [("sm1", p) for p in ("/inbox", "/dashboard", "/account", "/start", "/start/shift_handover",
+                                    "/start/stocktake", "/boards/complaints")]
+    pages += [("a1", "/start/complaint"), ("trainer", "/start/training_cohort"), ("admin", "/admin"),
+              ("rep1", "/start/monthly_plan")]
+    for login, url in pages:
+        words = visible_words(signed_in(login).get(url).get_data(as_text=True)) - data
+        words = {w for w in words if not any(w in d or d in w for d in data if len(d) > 2)}
+        assert not words, (url, sorted(words))
