@@ -126,16 +126,6 @@ def apply_trigger(instance_id: int, trigger: str, actor: User | None, data: dict
     return inst
 
 
-def _check(compiled: Compiled, validators: tuple[str, ...], ctx: Context) -> None:
-    """Run cross-field validators (they only read); any errors → InvalidPayload, nothing written."""
-    errors: dict = {}
-    for name in validators:
-        for field_name, messages in (compiled.functions[name](ctx) or {}).items():
-            errors.setdefault(field_name, []).extend(messages)
-    if errors:
-        raise InvalidPayload(errors)
-
-
 def available_actions(instance: Instance, actor: User) -> list[Transition]:
     """The transitions `actor` may fire on `instance` now (one per trigger, definition order)."""
     compiled = registry.get(instance.workflow, instance.definition_version)
@@ -187,6 +177,16 @@ def _validate(schema: type[Schema], data, comment, requires_comment: bool) -> tu
     except ValidationError as e:
         raise InvalidPayload(e.messages_dict if isinstance(e.messages, dict) else {"data": e.messages}) from None
     return loaded, s.dump(loaded)
+
+
+def _check(compiled: Compiled, validators: tuple[str, ...], ctx: Context) -> None:
+    """Run cross-field validators (they only read); any errors → InvalidPayload, nothing written."""
+    errors: dict = {}
+    for name in validators:
+        for field_name, messages in (compiled.functions[name](ctx) or {}).items():
+            errors.setdefault(field_name, []).extend(messages)
+    if errors:
+        raise InvalidPayload(errors)
 
 
 def _check_signature_slot(compiled: Compiled, inst: Instance, t: Transition, standing: Standing) -> None:
