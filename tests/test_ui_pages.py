@@ -74,7 +74,8 @@ def test_logout_and_change_password(app, people, signed_in):
 
 
 POSTS = ["/login", "/logout", "/account", "/inbox/bulk", "/start/monthly_plan", "/instances/{id}/actions/approve",
-         "/admin/delegations", "/admin/delegations/1/delete", "/admin/calendar",
+         "/admin/delegations", "/admin/delegations/1/delete", "/admin/calendar", "/admin/roles", "/admin/users",
+         "/admin/roles/rep1/1/delete",
          "/instances/{id}/attachments"]
 
 
@@ -234,3 +235,28 @@ def test_admin_delegations_and_calendar(app, people, clock, signed_in):
     assert signed_in("east").post("/admin/calendar", {"day": "2026-11-08", "working": "1"}).status_code == 404
     assert admin.post(f"/admin/delegations/{d.id}/delete").status_code == 302
     assert admin.post("/admin/delegations/999/delete").status_code == 404
+
+
+def test_admin_users_and_roles(app, people, signed_in):
+    from engine.org import RoleAssignment
+
+    admin = signed_in("admin")
+    r = admin.post("/admin/users", {"login": "newrep", "name": "新代表", "email": "n@example.com",
+                                    "password": "long-enough", "locale": "zh", "role": "rep", "org_unit": "T1"})
+    assert r.status_code == 302
+    r = admin.post("/admin/users", {"login": "newrep", "name": "又一个", "password": "long-enough"})
+    assert r.status_code == 422 and "登录名 newrep 已被使用" in r.get_data(as_text=True)
+    assert admin.post("/admin/roles", {"login": "newrep", "role": "trainer", "org_unit": "EAST"}).status_code == 302
+    r = admin.post("/admin/roles", {"login": "newrep", "role": "trainer", "org_unit": "EAST"})
+    assert r.status_code == 422 and "已在该单位担任此角色" in r.get_data(as_text=True)
+    r = admin.post("/admin/roles", {"login": "newrep", "role": "rep", "org_unit": "NOPE"})
+    assert r.status_code == 422 and "未知单位或不在您的管理范围：NOPE" in r.get_data(as_text=True)
+    db.session.rollback()
+    grant = db.session.scalar(db.select(RoleAssignment).where(RoleAssignment.role == "trainer",
+                                                              RoleAssignment.user_id == org.user_by_login("newrep").id))
+    assert signed_in("sm1").post(f"/admin/roles/newrep/{grant.id}/delete").status_code == 403  # not an admin
+    assert admin.post(f"/admin/roles/newrep/{grant.id}/delete").status_code == 302
+    assert admin.post(f"/admin/roles/newrep/{grant.id}/delete").status_code == 404  # gone
+    own = db.session.scalar(db.select(RoleAssignment).where(RoleAssignment.user_id == people["admin"].id))
+    r = admin.post(f"/admin/roles/admin/{own.id}/delete")
+    assert r.status_code == 422 and "不能移除自己的管理员角色" in r.get_data(as_text=True)

@@ -8,7 +8,8 @@ from flask_babel import gettext as _
 from flask_login import login_required
 
 from engine import admin, calendar, clock, pages
-from engine.errors import EngineError
+from engine.errors import EngineError, InvalidInput
+from engine.org import Role
 from web.ui import bp
 from web.ui.auth import me
 from web.ui.i18n import message
@@ -29,7 +30,7 @@ def _page(banner: str | None = None, status: int = 200):
     units = admin.units(me())  # NotPermitted (shown as 404) for anyone who is not an administrator
     users = admin.users(me())
     year, month = _month()
-    return render_template("admin.html", units=units, users=users,
+    return render_template("admin.html", units=units, users=users, all_roles=[r.value for r in Role],
                            roles={u.login: admin.roles(me(), u.login) for u in users},
                            delegations=admin.delegations(me()), banner=banner, month=f"{year:04d}-{month:02d}",
                            days=calendar.month_days(year, month),
@@ -61,10 +62,7 @@ def add_delegation():
         admin.create_delegation(me(), request.form.get("from_login", "").strip(),
                                 request.form.get("to_login", "").strip(), starts, ends)
     except EngineError as e:
-        if e.code != "invalid_input":
-            return _page(message(e.message), e.status)
-        who = request.form.get("to_login" if e.details.get("field") == "to_user" else "from_login", "")
-        return _page(_("Unknown person: %(who)s", who=who), e.status)
+        return _page(message(e.message), e.status)
     flash(_("Delegation added."))
     return redirect(url_for("ui.admin_home"))
 
@@ -89,3 +87,42 @@ def set_calendar_day():
     calendar.set_day(day, request.form.get("working") == "1", request.form.get("note", "").strip()[:200])
     flash(_("Calendar updated."))
     return redirect(url_for("ui.admin_home", month=day.strftime("%Y-%m")))
+
+
+@bp.post("/admin/roles")
+@login_required
+def grant_role():
+    try:
+        admin.grant(me(), request.form.get("login", "").strip(), request.form.get("role", ""),
+                    request.form.get("org_unit", "").strip())
+    except EngineError as e:
+        return _page(message(e.message), e.status)
+    flash(_("Role granted."))
+    return redirect(url_for("ui.admin_home") + "#users")
+
+
+@bp.post("/admin/roles/<login>/<int:assignment_id>/delete")
+@login_required
+def revoke_role(login: str, assignment_id: int):
+    try:
+        admin.revoke(me(), login, assignment_id)  # outside the admin's scope: 404
+    except InvalidInput as e:
+        return _page(message(e.message), e.status)
+    flash(_("Role removed."))
+    return redirect(url_for("ui.admin_home") + "#users")
+
+
+@bp.post("/admin/users")
+@login_required
+def create_user():
+    form = request.form
+    roles = [(form.get("role", ""), form.get("org_unit", "").strip())] if form.get("org_unit", "").strip() else []
+    if len(form.get("password", "")) < 8 or not form.get("login", "").strip() or not form.get("name", "").strip():
+        return _page(_("Give a login, a name and a password of at least 8 characters."), 422)
+    try:
+        admin.create_user(me(), form["login"].strip(), form["name"].strip(), form.get("email", "").strip(),
+                          form["password"], "en" if form.get("locale") == "en" else "zh", roles)
+    except EngineError as e:
+        return _page(message(e.message), e.status)
+    flash(_("User created."))
+    return redirect(url_for("ui.admin_home") + "#users")

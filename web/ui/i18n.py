@@ -95,6 +95,9 @@ EXACT = {
         lazy_gettext("Already signed: the counts can no longer change."),
     "Load the book stock first.": lazy_gettext("Load the book stock first."),
     "Not a trainee of this cohort.": lazy_gettext("Not a trainee of this cohort."),
+    "a user cannot delegate to themselves": lazy_gettext("A person cannot delegate to themselves."),
+    "a delegation must end after it starts": lazy_gettext("The end must be after the start."),
+    "you cannot remove your own admin role": lazy_gettext("You cannot remove your own admin role."),
     "String does not match expected pattern.": lazy_gettext("String does not match expected pattern."),
     "Invalid value.": lazy_gettext("Invalid value."),
     "No counts entered yet.": lazy_gettext("No counts entered yet."),
@@ -123,6 +126,12 @@ PATTERNS = [
     (re.compile(r"No score for: (?P<x>.+)\.$"), lazy_gettext("No score for: %(x)s.")),
     (re.compile(r"Not in this cohort: (?P<x>.+)\.$"), lazy_gettext("Not in this cohort: %(x)s.")),
     (re.compile(r"Length must be (?P<n>\d+)\.$"), lazy_gettext("Length must be %(n)s.")),
+    (re.compile(r"user '(?P<x>.*)' already exists$"), lazy_gettext("The login %(x)s is taken.")),
+    (re.compile(r"(?:unknown|no) user '(?P<x>.*)'$"), lazy_gettext("Unknown person: %(x)s")),
+    (re.compile(r"unknown org unit '(?P<x>.*)'$"), lazy_gettext("Unknown org unit, or not yours: %(x)s")),
+    (re.compile(r"unknown role '(?P<x>.*)'$"), lazy_gettext("Unknown role: %(x)s")),
+    (re.compile(r"'(?P<x>.*)' already holds (?P<r>\S+) at (?P<u>\S+)$"),
+     lazy_gettext("%(x)s already holds this role there.")),
 ]
 
 
