@@ -26,8 +26,13 @@ def raw_job(scheduled: float) -> None:
 
 
 def start_workers(cmd: list[str], env: dict, n: int) -> list[subprocess.Popen]:
-    return [subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            for _ in range(n)]
+    """W worker processes; their logs go to $BENCH_LOG_DIR/worker-N.log when that is set."""
+    log_dir = os.environ.get("BENCH_LOG_DIR")
+    procs = []
+    for i in range(n):
+        out = open(os.path.join(log_dir, f"worker-{i}.log"), "w") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
+    return procs
 
 
 def stop(procs: list[subprocess.Popen]) -> None:
