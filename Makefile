@@ -58,3 +58,4 @@ clean:
 ## Benchmarks (never part of the tests): PostgreSQL and Redis on this machine.
 bench: install-dev
 	$(BIN)/python -m bench.deadlines
+	$(BIN)/python -m bench.engine
