@@ -7,6 +7,7 @@ from engine import admin
 from engine.org import Role, UnitKind
 from web.api.auth import current_user
 from web.api.common import errors
+from web.api.schemas import UserOut
 
 blp = Blueprint("api_admin", __name__, url_prefix="/api/v1",
                 description="Org units, users, roles and delegations (administrators only).")
@@ -54,15 +55,6 @@ class AssignmentOut(Schema):
 class AssignmentIn(Schema):
     role = fields.String(required=True, validate=validate.OneOf([r.value for r in Role]))
     org_unit = fields.String(required=True, validate=CODE)
-
-
-class UserOut(Schema):
-    id = fields.Integer(required=True)
-    login = fields.String(required=True)
-    name = fields.String(required=True)
-    email = fields.String(required=True)
-    locale = fields.String(required=True)
-    active = fields.Boolean(required=True)
 
 
 class UserIn(Schema):

@@ -129,11 +129,14 @@ class RoleOut(Schema):
     org_unit = fields.String(required=True)
 
 
-class MeOut(Schema):
+class UserOut(Schema):
     id = fields.Integer(required=True)
     login = fields.String(required=True)
     name = fields.String(required=True)
     email = fields.String(required=True)
     locale = fields.String(required=True)
     active = fields.Boolean(required=True)
+
+
+class MeOut(UserOut):
     roles = fields.List(fields.Nested(RoleOut), required=True)
