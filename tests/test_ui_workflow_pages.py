@@ -64,6 +64,7 @@ def test_plan_breakdown_and_plan_vs_actual(app, people, clock, signed_in):
                 {"actuals": {"amount": "80000", "new_customers": 5, "visits": 100}})
     dash = signed_in("salesmgr").get("/dashboard?month=2026-11").get_data(as_text=True)
     assert "各销售代表计划与实绩" in dash and "Rep1" in dash and "80.0 %" in dash
+    assert dash.count('id="plans"') == 1 and "<section" not in dash.split("</title>")[0]  # once, in the body
     assert "Rep1" not in signed_in("sm3").get("/dashboard?month=2026-11").get_data(as_text=True)
 
 
