@@ -40,20 +40,36 @@ def may_start(roles: tuple[str, ...], unit: OrgUnit, actor: User, at: datetime) 
                        f"(needs one of: {', '.join(roles)})")
 
 
+class Seen:
+    """What Standing looks up about the actor, shared across the instances of one request (the inbox):
+    whom they act for, and the roles each of those people holds at each unit."""
+
+    def __init__(self, actor: User, at: datetime):
+        self.principals = org.principals(actor, at) if actor.active else []
+        self.roles: dict[tuple[int, int], set[str]] = {}
+
+    def roles_at(self, person: User, unit) -> set[str]:
+        key = (person.id, unit.id)
+        if key not in self.roles:
+            self.roles[key] = org.roles_at(person, unit)
+        return set(self.roles[key])
+
+
 class Standing:
     """An actor's standing towards one instance, computed once and reused for each transition checked."""
 
-    def __init__(self, instance: Instance, actor: User, at: datetime):
+    def __init__(self, instance: Instance, actor: User, at: datetime, seen: Seen | None = None):
         self.instance = instance
         self.actor = actor
-        self.principals = org.principals(actor, at) if actor.active else []
+        self.seen = seen or Seen(actor, at)
+        self.principals = self.seen.principals
 
     @cached_property
     def _roles(self) -> dict[int, set[str]]:
         roles = {}
         for user, principal in self.principals:
             person = principal or user
-            held = org.roles_at(person, self.instance.org_unit)
+            held = self.seen.roles_at(person, self.instance.org_unit)
             if self.instance.created_by_id == person.id:
                 held.add(CREATOR)
             if self.instance.assignee_id == person.id:

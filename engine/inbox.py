@@ -5,6 +5,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from engine import clock, org, registry
+from engine.authority import Seen
 from engine.db import db
 from engine.definition import ASSIGNEE, CREATOR, Transition
 from engine.models import Instance
@@ -29,7 +30,8 @@ def inbox(actor: User, limit: int = 500) -> list[Task]:
     """What `actor` can act on now (as themselves or for whoever delegated to them): overdue first,
     then by due time, then the oldest."""
     now = clock.now()
-    persons = [principal or user for user, principal in org.principals(actor, now)]
+    seen = Seen(actor, now)  # whom the actor acts for, and their roles per unit: looked up once for all
+    persons = [principal or user for user, principal in seen.principals]
     held = [(role, unit.path) for person in persons for role, unit in org.roles_of(person)]
     person_ids = [p.id for p in persons]
     clauses = []
@@ -52,7 +54,7 @@ def inbox(actor: User, limit: int = 500) -> list[Task]:
         .order_by(Instance.due_at.is_(None), Instance.due_at, Instance.created_at).limit(limit)).all()
     tasks = []
     for inst in candidates:
-        actions = available_actions(inst, actor)
+        actions = available_actions(inst, actor, seen)
         if actions:
             tasks.append(Task(inst, actions))
     return tasks

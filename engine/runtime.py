@@ -14,7 +14,7 @@ from marshmallow import Schema, ValidationError
 from sqlalchemy.exc import IntegrityError
 
 from engine import alarm, audit, clock, org, registry, timers
-from engine.authority import SYSTEM, Acting, Standing, may_start
+from engine.authority import SYSTEM, Acting, Seen, Standing, may_start
 from engine.db import db, write_transaction
 from engine.definition import ASSIGNEE, CREATOR, SigningPolicy, Transition
 from engine.errors import (
@@ -126,10 +126,11 @@ def apply_trigger(instance_id: int, trigger: str, actor: User | None, data: dict
     return inst
 
 
-def available_actions(instance: Instance, actor: User) -> list[Transition]:
-    """The transitions `actor` may fire on `instance` now (one per trigger, definition order)."""
+def available_actions(instance: Instance, actor: User, seen: Seen | None = None) -> list[Transition]:
+    """The transitions `actor` may fire on `instance` now (one per trigger, definition order). `seen` shares
+    the actor's lookups across many instances (the inbox)."""
     compiled = registry.get(instance.workflow, instance.definition_version)
-    standing = Standing(instance, actor, clock.now())
+    standing = Standing(instance, actor, clock.now(), seen)
     allowed, seen = [], set()
     for t in compiled.transitions_from(instance.state):
         if t.trigger in seen or t.system_only:
