@@ -59,3 +59,4 @@ clean:
 bench: install-dev
 	$(BIN)/python -m bench.deadlines
 	$(BIN)/python -m bench.engine
+	$(BIN)/python -m bench.scale
