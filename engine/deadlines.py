@@ -79,9 +79,7 @@ class Expression:
         if self.unit == "day":
             day = env.calendar.add_working_days(local.date(), n)
             return _at(day, local.timetz().replace(tzinfo=None), env.tz)
-        if self.unit == "hour":
-            return _add_working_minutes(local, n * 60, env)
-        raise ValueError(f"'{self.text}': working {self.unit}s are not a thing")
+        return _add_working_minutes(local, n * 60, env)  # working hours: `parse` allows no other working unit
 
     def _same_day(self, local: datetime, env: Env) -> datetime:
         return _at(local.date(), self.at or time(23, 59), env.tz)

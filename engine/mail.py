@@ -47,6 +47,14 @@ class PermanentFailure(Exception):
     pass
 
 
+def step_facts(inst, owners: list) -> dict:
+    """What an email states about the step, captured when the notification is written (`render` reads it)."""
+    unit = inst.org_unit
+    return {"workflow": inst.workflow, "version": inst.definition_version, "state": inst.state,
+            "org_unit": unit.code, "org_unit_name": unit.name, "unit_tz": unit.timezone,
+            "owners": [h.user.name for h in owners]}
+
+
 def render(n: Notification, user: User, base_url: str, sender: str, now: datetime) -> EmailMessage:
     """The email for one notification, in the recipient's language (zh unless they chose en)."""
     lang = "en" if user.locale == "en" else "zh"

@@ -40,8 +40,3 @@ def current() -> Queue:
     from flask import current_app
 
     return queue(current_app.config["SIGNOFF_CONFIG"])
-
-
-def forget() -> None:
-    """Drop cached clients (after fork, or in tests that restart Redis)."""
-    _queues.clear()

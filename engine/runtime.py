@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from marshmallow import Schema, ValidationError
 from sqlalchemy.exc import IntegrityError
 
-from engine import alarm, audit, clock, org, registry, timers
+from engine import alarm, audit, clock, mail, org, registry, timers
 from engine.authority import SYSTEM, Acting, Seen, Standing, may_start
 from engine.db import db, write_transaction
 from engine.definition import ASSIGNEE, CREATOR, SigningPolicy, Transition
@@ -277,10 +277,7 @@ def _tell_owners(compiled: Compiled, inst: Instance, now: datetime) -> None:
         db.session.add(Notification(
             instance=inst, user_id=holder.user.id, on_behalf_of_id=_id(holder.on_behalf_of), kind="task",
             idempotency_key=f"task:{uuid.uuid4().hex}",
-            context={"workflow": inst.workflow, "version": inst.definition_version, "state": inst.state,
-                     "org_unit": inst.org_unit.code, "org_unit_name": inst.org_unit.name,
-                     "unit_tz": inst.org_unit.timezone, "due_at": inst.due_at.isoformat() if inst.due_at else None,
-                     "owners": [h.user.name for h in owners]},
+            context={**mail.step_facts(inst, owners), "due_at": inst.due_at.isoformat() if inst.due_at else None},
             created_at=now))
         alarm.mail_waiting(db.session)
 

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from engine import alarm, calendar, clock, deadlines, org, registry
+from engine import alarm, calendar, clock, deadlines, mail, org, registry
 from engine.db import db, write_transaction
 from engine.definition import RungAction, State
 from engine.errors import EngineError, InvalidPayload
@@ -169,7 +169,7 @@ def _fire_one(timer, inst: Instance, batch: _Batch) -> None:
     else:
         recipients = batch.memo((rung.to, *step),
                                 lambda: escalation_recipients(compiled, inst, owners, rung.to, batch.now))
-    context = {**batch.memo(("context", rung.to, *step), lambda: _context(inst, owners, rung.to)),
+    context = {**batch.memo(("context", *step), lambda: mail.step_facts(inst, owners)), "to": rung.to,
                "due_at": inst.due_at.isoformat() if inst.due_at else None, "rung": timer.rung}
     for holder in _unique(recipients):
         batch.notifications.append({
@@ -212,14 +212,6 @@ def _unique(holders: list[Holder]) -> list[Holder]:
             seen.add(h.user.id)
             result.append(h)
     return result
-
-
-def _context(inst: Instance, owners: list[Holder], to: str) -> dict:
-    """The facts an email states about the step, as of the moment the rung fired."""
-    unit = inst.org_unit
-    return {"workflow": inst.workflow, "version": inst.definition_version, "state": inst.state,
-            "org_unit": unit.code, "org_unit_name": unit.name, "unit_tz": unit.timezone, "to": to,
-            "owners": [h.user.name for h in owners]}
 
 
 def reconcile(now: datetime | None = None, horizon: int = int(alarm.HORIZON.total_seconds())) -> int:
