@@ -1,6 +1,8 @@
 """Customer complaint: the golden path, its refusals, its severity-dependent deadlines."""
 from datetime import UTC, datetime
 
+import pytest
+
 import engine
 from engine.errors import InvalidPayload, NotAvailable, NotPermitted
 from tests.flows import mails, refused, reload, run_due, trail
@@ -31,11 +33,9 @@ def test_golden_path_with_reopen_and_low_satisfaction_review(people, clock):
 
 
 def test_refusals_write_nothing(people, clock):
-    refused_start = COMPLAINT | {"severity": "urgent", "channel": "pigeon"}
-    try:
-        engine.start("complaint", "S1", people["a1"], refused_start)
-    except InvalidPayload as e:
-        assert set(e.errors) == {"severity", "channel"}
+    with pytest.raises(InvalidPayload) as e:
+        engine.start("complaint", "S1", people["a1"], COMPLAINT | {"severity": "urgent", "channel": "pigeon"})
+    assert set(e.value.errors) == {"severity", "channel"}
     inst = engine.start("complaint", "S1", people["a1"], COMPLAINT)
     refused(NotPermitted, inst, "acknowledge", people["a1b"])  # an assistant does not acknowledge
     refused(NotPermitted, inst, "acknowledge", people["sm3"])  # another region's store manager
