@@ -46,3 +46,32 @@ def percentiles(values: list[float]) -> dict:
         return {"p50": float("nan"), "p99": float("nan"), "max": float("nan")}
     q = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
     return {"p50": q[49], "p99": q[98], "max": values[-1]}
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now (for a server the benchmark starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class smtp_sink:  # noqa: N801  (used as a context manager, like a function)
+    """An SMTP server on loopback that accepts and drops every message: `with smtp_sink() as port: …`.
+    Benchmarks whose steps send mail need one, or the worker would spend the run retrying a dead server."""
+
+    def __enter__(self) -> int:
+        from aiosmtpd.controller import Controller
+
+        class Drop:
+            async def handle_DATA(self, server, session, envelope):
+                return "250 OK"
+
+        port = free_port()
+        self.controller = Controller(Drop(), hostname="127.0.0.1", port=port)
+        self.controller.start()
+        return port
+
+    def __exit__(self, *exc) -> None:
+        self.controller.stop()
