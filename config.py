@@ -44,6 +44,13 @@ class Config:
         self.MAIL_USE_SSL = env.get("MAIL_USE_SSL", "0") == "1"
         self.MAIL_FROM = env.get("MAIL_FROM", "signoff@localhost")
         self.MAIL_TIMEOUT = float(env.get("MAIL_TIMEOUT", "10"))
+        # Timers and mail delivery, in seconds. Every worker re-arms Redis from the database each
+        # RECONCILE_INTERVAL. A sender leases only the message it is sending, for MAIL_LEASE: longer than one
+        # send can take (a few SMTP round trips of MAIL_TIMEOUT each), and how long a killed sender's message
+        # waits. MAIL_BACKOFF: the waits between attempts, comma-separated (empty: engine/mail.py's schedule).
+        self.RECONCILE_INTERVAL = int(env.get("RECONCILE_INTERVAL", "30"))
+        self.MAIL_LEASE = float(env.get("MAIL_LEASE", "120"))
+        self.MAIL_BACKOFF = [float(s) for s in env.get("MAIL_BACKOFF", "").split(",") if s.strip()]
 
     def default_secret_key(self) -> str:
         """Development only: a random key generated once and kept in instance/secret_key."""

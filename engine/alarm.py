@@ -2,8 +2,8 @@
 commits are RQ jobs enqueued to wake the workers then. Redis losing them loses nothing: the reconciler
 re-arms from the database.
 
-The reconciler runs on every worker about each RECONCILE_INTERVAL and arms whatever falls due within
-HORIZON, so a commit only enqueues the wake-ups the reconciler might not see in time: a step whose
+The reconciler runs on every worker each RECONCILE_INTERVAL and arms whatever falls due within the horizon
+(four intervals), so a commit only enqueues the wake-ups the reconciler might not see in time: a step whose
 deadline is hours away costs no wake-up on Redis.
 """
 import logging
@@ -16,13 +16,19 @@ from engine import clock
 log = logging.getLogger(__name__)
 
 _WAKE, _MAIL = "signoff_wake", "signoff_mail"
-# Four reconcile intervals: an idle worker reconciles at least every two (it blocks on Redis for one).
-HORIZON = timedelta(seconds=120)
+
+
+def horizon() -> timedelta:
+    """How far ahead wake-ups are armed: four reconcile intervals, so a wake-up is on Redis long before the
+    reconciler would be too late to arm it (and again after Redis lost it)."""
+    from flask import current_app
+
+    return timedelta(seconds=4 * current_app.config["RECONCILE_INTERVAL"])
 
 
 def wake_at(session, when: datetime) -> None:
     """Note that a timer falls due at `when` (only the near ones need a wake-up of their own)."""
-    if when <= clock.now() + HORIZON:
+    if when <= clock.now() + horizon():
         session.info.setdefault(_WAKE, set()).add(when)
 
 

@@ -9,6 +9,7 @@ import os
 import time
 from datetime import datetime, timedelta
 
+from redis.exceptions import RedisError
 from rq import Queue, Worker
 
 from engine import clock, mail, queue, scheduler, timers, webhooks
@@ -77,6 +78,25 @@ class AppWorker(Worker):
 
     app = None  # set by `flask --app wsgi worker`
 
+    @classmethod
+    def for_app(cls, app, queues, **kwargs) -> "AppWorker":
+        """A worker for `app` whose maintenance (the reconciler) runs at least every RECONCILE_INTERVAL."""
+        cls.app = app
+        interval = app.config["RECONCILE_INTERVAL"]
+        # RQ runs maintenance only between blocking dequeues, so an idle worker reconciled up to two intervals
+        # apart: block for a sixth of the interval and run maintenance one such step early.
+        step = max(1, interval // 6)
+        worker = cls(queues, connection=queues[0].connection, maintenance_interval=max(1, interval - step),
+                     worker_ttl=interval + 15, **kwargs)
+        worker.poll = step
+        return worker
+
+    poll = None  # seconds to block on Redis for a job (None: RQ's default)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        return self.poll or super().dequeue_timeout
+
     def perform_job(self, job, queue) -> bool:
         with self.app.app_context():
             if os.getpid() != self._parent_pid:
@@ -91,7 +111,10 @@ class AppWorker(Worker):
         return super().work(*args, **kwargs)
 
     def run_maintenance_tasks(self):
-        super().run_maintenance_tasks()
+        try:
+            super().run_maintenance_tasks()
+        except RedisError as e:  # RQ would stop the worker; the reconciler below re-arms what Redis lost
+            log.warning("RQ maintenance failed (Redis unavailable?): %s", e)
         with self.app.app_context():
             try:
                 armed = timers.reconcile()

@@ -1,8 +1,14 @@
 """Notification emails: rendered in each recipient's language, sent over SMTP from the outbox.
 
-A sender claims pending rows with a lease (status "sending", FOR UPDATE SKIP LOCKED while claiming), sends
-each and commits its outcome at once, so a killed sender leaves at most the one message in flight to be
-sent again. Temporary failures retry with backoff; a permanent refusal, or running out of attempts, ends
+A sender claims one row at a time with a short lease (status "sending" until MAIL_LEASE; FOR UPDATE SKIP
+LOCKED while claiming), sends it and commits the outcome at once. A killed sender so leaves exactly one
+message behind, taken up again when its lease runs out (the reconciler wakes a sender for it).
+
+Delivery is at least once: a sender killed between the SMTP server's 250 and our commit sends that one message
+again. No protocol closes that gap (the server's commit and ours cannot be one), so the Message-ID is derived
+from the idempotency key and stays the same on every attempt: receivers can tell the copy from a new message.
+
+Temporary failures retry with backoff (MAIL_BACKOFF); a permanent refusal, or running out of attempts, ends
 the row as failed: visible in `flask --app wsgi mail failed` and in the instance's history.
 """
 import logging
@@ -28,8 +34,6 @@ log = logging.getLogger(__name__)
 
 BACKOFF = [timedelta(seconds=30), timedelta(minutes=2), timedelta(minutes=10), timedelta(minutes=30),
            timedelta(hours=2)]
-LEASE = timedelta(minutes=5)
-BATCH = 100
 SENDING = "sending"
 
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates" / "mail"),
@@ -83,31 +87,40 @@ def render(n: Notification, user: User, base_url: str, sender: str, now: datetim
     return msg
 
 
-def _claim(now: datetime, limit: int) -> list[int]:
+def due(now: datetime):
+    """The notifications a sender should take now: pending and due, or leased by a sender that never finished."""
+    return sa.or_(
+        sa.and_(Notification.status == NotificationStatus.PENDING.value,
+                sa.or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now)),
+        sa.and_(Notification.status == SENDING, Notification.next_attempt_at <= now))
+
+
+def _claim(now: datetime, lease: timedelta) -> int | None:
+    """Lease the next due notification to this sender (only the one it is about to send)."""
     with write_transaction():
-        rows = db.session.scalars(
-            sa.select(Notification).where(sa.or_(
-                sa.and_(Notification.status == NotificationStatus.PENDING.value,
-                        sa.or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now)),
-                sa.and_(Notification.status == SENDING, Notification.next_attempt_at <= now)))
-            .order_by(Notification.id).limit(limit).with_for_update(skip_locked=True)).all()
-        for n in rows:
-            n.status, n.next_attempt_at = SENDING, now + LEASE
-        return [n.id for n in rows]
+        nid = db.session.scalar(sa.select(Notification.id).where(due(now)).order_by(Notification.id).limit(1)
+                                .with_for_update(skip_locked=True))
+        if nid is not None:
+            db.session.execute(sa.update(Notification).where(Notification.id == nid)
+                               .values(status=SENDING, next_attempt_at=now + lease),
+                               execution_options={"synchronize_session": False})
+        return nid
+
+
+def backoff(cfg) -> list[timedelta]:
+    """The waits between attempts: MAIL_BACKOFF (seconds) when configured, else BACKOFF."""
+    return [timedelta(seconds=s) for s in cfg["MAIL_BACKOFF"]] or BACKOFF
 
 
 def send_pending(now: datetime | None = None) -> Outcome:
-    """Send every notification that is due, until none is left; returns the counts."""
+    """Send every notification that is due, one at a time, until none is left; returns the counts."""
     cfg = current_app.config
+    lease = timedelta(seconds=cfg["MAIL_LEASE"])
     outcome = Outcome()
     smtp = None
     try:
-        while True:
-            ids = _claim(now or clock.now(), BATCH)
-            if not ids:
-                break
-            for nid in ids:
-                smtp = _send_one(nid, smtp, cfg, now, outcome)
+        while (nid := _claim(now or clock.now(), lease)) is not None:
+            smtp = _send_one(nid, smtp, cfg, now, outcome)
     finally:
         if smtp is not None:
             try:
@@ -143,14 +156,14 @@ def _send_one(nid: int, smtp, cfg, now, outcome: Outcome):
         if error is None:
             n.status, n.sent_at, n.next_attempt_at, n.last_error = NotificationStatus.SENT.value, at, None, None
             outcome.sent += 1
-        elif permanent or n.attempts > len(BACKOFF):
+        elif permanent or n.attempts > len(waits := backoff(cfg)):
             # sent_at records when it was given up on, so the instance's history can place it
             n.status, n.next_attempt_at, n.last_error, n.sent_at = NotificationStatus.FAILED.value, None, error, at
             outcome.failed += 1
             log.error("notification %s to %s failed for good: %s", n.id, user.email, error)
         else:
             n.status, n.last_error = NotificationStatus.PENDING.value, error
-            n.next_attempt_at = at + BACKOFF[n.attempts - 1]
+            n.next_attempt_at = at + waits[n.attempts - 1]
             outcome.retrying += 1
             alarm.mail_waiting(db.session, n.next_attempt_at)
     return smtp

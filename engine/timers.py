@@ -22,7 +22,6 @@ from engine.org import Holder, OrgUnit, Role
 log = logging.getLogger(__name__)
 
 BATCH = 500
-RECONCILE_INTERVAL = 30  # seconds; wiping Redis delays a deadline by at most this much
 
 
 def env_for(inst: Instance) -> deadlines.Env:
@@ -214,23 +213,22 @@ def _unique(holders: list[Holder]) -> list[Holder]:
     return result
 
 
-def reconcile(now: datetime | None = None, horizon: int = int(alarm.HORIZON.total_seconds())) -> int:
-    """Re-arm Redis from the database: a wake-up for each distinct due second within `horizon` seconds,
-    one now if anything is already due, and the mail sender if mail is waiting. Returns wake-ups armed."""
+def reconcile(now: datetime | None = None, horizon: timedelta | None = None) -> int:
+    """Re-arm Redis from the database: a wake-up for each distinct due second within `horizon` (default
+    alarm.horizon()), one now if anything is already due, and the mail sender if mail is waiting. Returns
+    wake-ups armed."""
     from engine import jobs, queue
 
     now = now or clock.now()
     q = queue.current()
     dues = db.session.scalars(
         sa.select(Timer.due_at).where(Timer.status == TimerStatus.PENDING.value,
-                                      Timer.due_at <= now + timedelta(seconds=horizon)).distinct()).all()
+                                      Timer.due_at <= now + (horizon or alarm.horizon())).distinct()).all()
     seconds = {max(d, now).replace(microsecond=0) for d in dues}
     for when in sorted(seconds):
         jobs.schedule_fire_due(q, when)
-    if db.session.scalar(sa.select(Notification.id).where(
-            Notification.status == "pending",
-            sa.or_(Notification.next_attempt_at.is_(None), Notification.next_attempt_at <= now)).limit(1)):
-        jobs.schedule_send_mail(q)
+    if db.session.scalar(sa.select(Notification.id).where(mail.due(now)).limit(1)):
+        jobs.schedule_send_mail(q)  # also for a message whose sender was killed and whose lease ran out
     db.session.commit()
     return len(seconds)
 

@@ -134,10 +134,7 @@ def worker(burst):
     from engine import queue
     from engine.jobs import AppWorker
 
-    q = queue.current()
-    AppWorker.app = current_app._get_current_object()
-    w = AppWorker([q], connection=q.connection, maintenance_interval=timers.RECONCILE_INTERVAL,
-                  worker_ttl=timers.RECONCILE_INTERVAL + 15)
+    w = AppWorker.for_app(current_app._get_current_object(), [queue.current()])
     w.work(with_scheduler=True, burst=burst)
 
 
