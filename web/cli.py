@@ -7,7 +7,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from engine import calendar, clock, mail, org, registry, scheduler, timers, tokens
+from engine import calendar, clock, health, mail, org, registry, scheduler, timers, tokens
 from engine import demo as demo_data
 from engine.db import db
 from engine.errors import DefinitionError, EngineError
@@ -134,6 +134,7 @@ def worker(burst):
     from engine import queue
     from engine.jobs import AppWorker
 
+    health.warn_unsafe_redis(current_app.config["SIGNOFF_CONFIG"])  # a warning, not a refusal to start
     w = AppWorker.for_app(current_app._get_current_object(), [queue.current()])
     w.work(with_scheduler=True, burst=burst)
 
@@ -294,7 +295,20 @@ def audit_verify(instance_id):
         raise SystemExit(1)
 
 
+@click.command("check")
+def check():
+    """Is this installation fit to run? Configuration, database revision, Redis and SMTP: one line per check
+    (OK / WARN / FAIL); exit 1 on any FAIL. Writes nothing, sends no mail."""
+    from engine import checks
+
+    results = checks.run_all()
+    for result in results:
+        click.echo(str(result))
+    if any(r.level == checks.Level.FAIL for r in results):
+        raise SystemExit(1)
+
+
 def init_app(app) -> None:
     for command in (org_cli, users_cli, workflows_cli, calendar_cli, timers_cli, mail_cli, targets_cli, stocktake_cli,
-                    audit_cli, demo, worker):
+                    audit_cli, demo, worker, check):
         app.cli.add_command(command)

@@ -45,11 +45,14 @@ MESSAGES = {
     "unsupported_media_type": ("不支持的文件类型。", "Unsupported file type."),
     "rate_limited": ("请求过于频繁，请稍后再试。", "Too many requests; try again later."),
     "server_error": ("服务器内部错误。", "Internal server error."),
+    "service_unavailable": ("服务暂时不可用（无法连接数据库或队列），请稍后重试。",
+                            "The service is temporarily unavailable (database or queue unreachable); retry shortly."),
 }
 
 HTTP_NAMES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
               409: "version_conflict", 412: "precondition_failed", 413: "too_large", 415: "unsupported_media_type",
-              422: "invalid_input", 429: "rate_limited", 500: "server_error"}
+              422: "invalid_input", 429: "rate_limited", 500: "server_error",
+              503: "service_unavailable"}
 
 
 class ErrorSchema(Schema):

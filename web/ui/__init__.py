@@ -6,13 +6,12 @@ token (Flask-WTF); Simplified Chinese by default, English by user setting or Acc
 """
 from pathlib import Path
 
-from flask import Blueprint, g, jsonify, render_template, request
+from flask import Blueprint, g, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_babel import get_babel
 from flask_login import LoginManager
 from flask_wtf.csrf import CSRFError, CSRFProtect
 
-from engine.db import db
 from engine.errors import EngineError, NotPermitted
 
 bp = Blueprint("ui", __name__)  # templates in web/templates, assets in web/static (the app's own folders)
@@ -25,12 +24,6 @@ class SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app) -> bool:
         return bool(app.config.get("SESSION_COOKIE_SECURE")) or (request.is_secure if request else False)
-
-
-@bp.get("/healthz")
-def health():
-    db.session.execute(db.text("SELECT 1"))
-    return jsonify(status="ok")
 
 
 @bp.before_request
@@ -50,8 +43,7 @@ def _headers(response):
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    if request.endpoint != "ui.health":
-        response.headers.setdefault("Cache-Control", "no-store")
+    response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
