@@ -61,6 +61,8 @@ class Config:
         self.LOG_FORMAT = env.get("LOG_FORMAT", self.LOG_FORMAT_DEFAULT)
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         self.METRICS_TOKEN = env.get("METRICS_TOKEN", "")
+        # Reverse proxies in front (wsgi.py): their X-Forwarded-For/-Proto give the client's address and scheme.
+        self.PROXY_HOPS = int(env.get("PROXY_HOPS", "0"))
 
     def default_secret_key(self) -> str:
         """Development only: a random key generated once and kept in instance/secret_key."""
