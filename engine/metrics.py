@@ -19,6 +19,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from redis.exceptions import RedisError
+from sqlalchemy.orm import scoped_session
 
 from engine import clock
 from engine.db import db
@@ -50,6 +51,8 @@ def _field(name: str, labels: tuple) -> str:
 
 
 def _txn(session):
+    if isinstance(session, scoped_session):
+        session = session()
     return session.get_nested_transaction() or session.get_transaction()
 
 
@@ -121,8 +124,9 @@ def _after_flush(session, _context) -> None:
     if not events:
         return
     workflows = {}
+    mapper = sa.inspect(Instance)
     for e in events:
-        inst = session.identity_map.get(sa.orm.identity_key(Instance, e.instance_id))
+        inst = session.identity_map.get(mapper.identity_key_from_primary_key([e.instance_id]))
         if inst is not None:
             workflows[e.instance_id] = inst.workflow
     missing = {e.instance_id for e in events} - set(workflows)
@@ -151,7 +155,10 @@ def _after_soft_rollback(session, previous) -> None:
     buffers = session.info.get(_BUFFER)
     if not buffers:
         return
-    for txn in list(buffers):
+    if previous.parent is None:  # the whole transaction
+        session.info.pop(_BUFFER, None)
+        return
+    for txn in list(buffers):  # a savepoint: what was counted inside it
         t = txn
         while t is not None and t is not previous:
             t = t.parent
@@ -172,6 +179,7 @@ def install(session_factory) -> None:
 
 def database_gauges(now: datetime | None = None) -> dict[str, int]:
     """Timers pending and overdue, emails waiting and failed: counts on indexed status columns."""
+    from engine import incidents
     from engine.models import Notification, Timer
 
     now = now or clock.now()
@@ -183,8 +191,7 @@ def database_gauges(now: datetime | None = None) -> dict[str, int]:
     mail = sa.select(Notification.id)
     gauges = {"timers_pending": n(timers), "timers_overdue": n(timers.where(Timer.due_at <= now)),
               "emails_waiting": n(mail.where(Notification.status.in_(("pending", "sending")))),
-              "emails_failed": n(mail.where(Notification.status == "failed",
-                                            Notification.context["resolved"].as_string().is_(None)))}
+              "emails_failed": n(mail.where(incidents.unresolved()))}
     db.session.rollback()
     return gauges
 
