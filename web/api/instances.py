@@ -86,10 +86,16 @@ class InstanceAction(MethodView):
 
 
 def _act(user, instance_id, trigger, args, expected):
-    queries.visible_instance(instance_id, user)
     g.if_match_given = expected is not None
     g.instance_id = instance_id
-    inst = engine.fire(instance_id, trigger, user, args["data"], args["comment"], expected_version=expected)
+    # Visibility is checked only when the action is refused: whoever may fire a trigger holds a role at the
+    # instance's unit or is its creator or assignee, so they may see it. This saves the instance load and the
+    # principals query of a separate check on every approval; a stranger still gets a 404 for any refusal.
+    try:
+        inst = engine.fire(instance_id, trigger, user, args["data"], args["comment"], expected_version=expected)
+    except Exception:
+        queries.visible_instance(instance_id, user)
+        raise
     return present.instance(inst, user)
 
 
