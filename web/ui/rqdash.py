@@ -1,4 +1,4 @@
-"""rq-dashboard (the package's own pages and assets, no CDN) mounted at /admin/rq for administrators only.
+"""rq-dashboard (the package's own pages and assets, no CDN) mounted at /admin/rq for the company's administrators.
 
 Its Redis client is the app's own, set per request, so creating the app never starts or dials Redis. Its
 buttons post by XMLHttpRequest; a cross-site form cannot send that header, so it is required on every
@@ -18,7 +18,9 @@ def _guard():
         return None
     if not current_user.is_authenticated:
         return current_app.login_manager.unauthorized()
-    if Role.ADMIN.value not in {role for role, _unit in org.roles_of(current_user.user)}:
+    # Jobs and queues are company-wide (their arguments name any store's instances): an administrator of one
+    # region may not read, delete or requeue them, only an administrator of the whole company.
+    if not any(role == Role.ADMIN.value and unit.parent_id is None for role, unit in org.roles_of(current_user.user)):
         abort(404)
     changes = request.method not in ("GET", "HEAD") or request.endpoint in WRITES_BY_GET
     if changes and request.headers.get("X-Requested-With") != "XMLHttpRequest":

@@ -1,0 +1,248 @@
+"""The authorization matrix: every UI and API route that takes an object (an id, a login, a code, a job or a
+workflow name in its URL) × a holder of every role × objects in their own store, another store of their region,
+another region (and, for administrators, inside and outside their subtree). 0 unauthorized successes: a GET of
+someone else's object is 403/404, a write is 403/404/409 and changes nothing; the authorized GETs succeed (so
+the test can fail). ROUTES must name every such route in the URL map: a new one without an entry fails here.
+"""
+import io
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tests.security_fixtures import (  # noqa: F401
+    BOOK_LOADERS,
+    PLAN_RETURNERS,
+    PNG,
+    VIEWERS,
+    Obj,
+    actors_fixture,
+    fingerprint,
+    world_fixture,
+)
+from tests.ui_fixtures import Session, fresh_limits  # noqa: F401
+
+# A holder of every role (engine.org.Role), the sub-administrator, a person with stores in two regions, a
+# deactivated person still holding a session and a token, and nobody (None).
+ACTORS = [None, "sm1", "dep1", "a1", "rep1", "salesmgr", "trainer", "agent", "east", "south", "boss", "acct",
+          "admin", "admin_east", "xsm", "off"]
+# URL arguments that name no object anyone owns: files shipped with the app and its packages.
+NOT_OBJECTS = {"static", "rq_dashboard.static", "api_docs_assets"}
+STARTERS = {"S1": {"sm1", "xsm"}, "S2": set(), "S3": {"xsm", "dep1"}}  # store_manager at the unit (dep1 for sm3)
+RQ = "/admin/rq"
+XHR = {"X-Requested-With": "XMLHttpRequest"}  # rq-dashboard's own CSRF defence: send it, so only scope refuses
+
+
+@dataclass(frozen=True)
+class Route:
+    """How to call one endpoint on one object, which objects it is tried on, and who may."""
+
+    family: str                                   # which objects: instance, unit, user, …, rq, workflow, start
+    call: Callable                                # (client, obj) → response; client: UI Session or API caller
+    may: Callable[[str, Obj], bool]               # does this login have scope over this object?
+    api: bool = False
+    refusal: int | None = None                    # one more status that refuses, where the route has one
+
+
+def viewer(login, o):
+    return login in VIEWERS[o.unit]
+
+
+def administrator(login, o):
+    return login == "admin" or (login == "admin_east" and o.inside)
+
+
+def company_admin(login, o):
+    return login == "admin"
+
+
+def anyone(login, o):
+    return True
+
+
+def _book_csv():
+    return {"file": (io.BytesIO(b"sku,quantity\nA100,5\n"), "book.csv")}
+
+
+def _act_form(o):
+    if o.unit == "T1":
+        return f"/instances/{o.key}/actions/return", {"comment": "redo"}
+    return f"/instances/{o.key}/actions/load_book", {"book.0.sku": "A100", "book.0.quantity": "5"}
+
+
+def _act_json(o):
+    if o.unit == "T1":
+        return f"/instances/{o.key}/actions/return", {"comment": "redo"}
+    return f"/instances/{o.key}/actions/load_book", {"data": {"book": [{"sku": "A100", "quantity": 5}]}}
+
+
+def _may_act(login, o):
+    return login in (PLAN_RETURNERS if o.unit == "T1" else BOOK_LOADERS[o.unit])
+
+
+def _start_body(o):
+    return {"org_unit": o.unit, "month": "2026-12"}
+
+
+ROUTES = {
+    # ---- UI: instances and their attachments
+    ("ui.instance", "GET"): Route("instance", lambda c, o: c.get(f"/instances/{o.key}"), viewer),
+    ("ui.attachment", "GET"): Route(
+        "instance", lambda c, o: c.get(f"/instances/{o.key}/attachments/{o.extra['attachment']}"), viewer),
+    ("ui.act", "POST"): Route("instance", lambda c, o: c.post(*_act_form(o)), _may_act),
+    ("ui.upload", "POST"): Route("instance", lambda c, o: c.post(
+        f"/instances/{o.key}/attachments", {"file": (io.BytesIO(PNG), "x.png")}, content_type="multipart/form-data"),
+        viewer),
+    ("ui.start", "GET"): Route("workflow", lambda c, o: c.get("/start/stocktake"),
+                               lambda login, o: login in STARTERS["S1"] | STARTERS["S3"]),
+    # (a unit the person may not start at is not among the form's choices: "choose an org unit", 422)
+    ("ui.start", "POST"): Route("start", lambda c, o: c.post("/start/stocktake", _start_body(o)),
+                                lambda login, o: login in STARTERS[o.unit], refusal=422),
+    # ---- UI: administration
+    ("ui.delete_delegation", "POST"): Route("delegation", lambda c, o: c.post(f"/admin/delegations/{o.key}/delete"),
+                                            administrator),
+    ("ui.revoke_role", "POST"): Route("assignment", lambda c, o: c.post(f"/admin/roles/{o.key[0]}/{o.key[1]}/delete"),
+                                      administrator),
+    # ---- UI: rq-dashboard (jobs and queues are company-wide: the company's administrators only)
+    **{(f"rq_dashboard.{name}", "GET"): Route("rq", lambda c, o, path=path: c.get(RQ + path.format(job=o.key)),
+                                              company_admin)
+       for name, path in [("queues_overview", "/"), ("job_info", "/0/data/job/{job}.json"),
+                          ("list_jobs", "/0/data/jobs/signoff/queued/10/asc/1.json"),
+                          ("list_queues", "/0/data/queues.json"), ("list_workers", "/0/data/workers.json"),
+                          ("job_view", "/0/view/job/{job}"), ("jobs_overview", "/0/view/jobs"),
+                          ("workers_overview", "/0/view/workers")]},
+    **{(f"rq_dashboard.{name}", "POST"): Route(
+        "rq", lambda c, o, path=path: c.post(RQ + path.format(job=o.key), headers=XHR), company_admin)
+       for name, path in [("delete_job_view", "/job/{job}/delete"), ("requeue_job_view", "/job/{job}/requeue"),
+                          ("empty_queue", "/queue/signoff/queued/empty"), ("compact_queue", "/queue/signoff/compact"),
+                          ("requeue_all", "/requeue/signoff")]},
+    ("rq_dashboard.requeue_all", "GET"): Route("rq", lambda c, o: c.get(RQ + "/requeue/signoff", headers=XHR),
+                                               company_admin),
+    # ---- API: instances
+    ("api_instances.InstanceItem", "GET"): Route("instance", lambda c, o: c("GET", f"/instances/{o.key}"), viewer,
+                                                 True),
+    ("api_instances.InstanceHistory", "GET"): Route(
+        "instance", lambda c, o: c("GET", f"/instances/{o.key}/history"), viewer, True),
+    ("api_instances.InstanceDiagram", "GET"): Route(
+        "instance", lambda c, o: c("GET", f"/instances/{o.key}/diagram"), viewer, True),
+    ("api_instances.InstanceAction", "POST"): Route(
+        "instance", lambda c, o: c("POST", _act_json(o)[0], json=_act_json(o)[1]), _may_act, True),
+    ("api_attachments.Attachments", "GET"): Route(
+        "instance", lambda c, o: c("GET", f"/instances/{o.key}/attachments"), viewer, True),
+    ("api_attachments.Attachments", "POST"): Route("instance", lambda c, o: c(
+        "POST", f"/instances/{o.key}/attachments", data={"file": (io.BytesIO(PNG), "x.png")},
+        content_type="multipart/form-data"), viewer, True),
+    ("api_attachments.AttachmentFile", "GET"): Route(
+        "instance", lambda c, o: c("GET", f"/instances/{o.key}/attachments/{o.extra['attachment']}"), viewer, True),
+    ("api_imports.BookStock", "POST"): Route("instance", lambda c, o: c(
+        "POST", f"/instances/{o.key}/book-stock", data=_book_csv(), content_type="multipart/form-data"),
+        lambda login, o: o.unit != "T1" and login in BOOK_LOADERS[o.unit], True),
+    ("api_instances.Instances", "POST"): Route("start", lambda c, o: c(  # (the unit is in the body)
+        "POST", "/instances", json={"workflow": "stocktake", "org_unit": o.unit, "data": {"month": "2026-12"}}),
+        lambda login, o: login in STARTERS[o.unit], True),
+    # ---- API: administration
+    ("api_admin.UnitItem", "GET"): Route("unit", lambda c, o: c("GET", f"/org-units/{o.key}"), administrator, True),
+    ("api_admin.UnitItem", "PATCH"): Route("unit", lambda c, o: c("PATCH", f"/org-units/{o.key}",
+                                                                  json={"name": "taken"}), administrator, True),
+    ("api_admin.UserItem", "GET"): Route("user", lambda c, o: c("GET", f"/users/{o.key}"), administrator, True),
+    ("api_admin.UserItem", "PATCH"): Route(
+        "user", lambda c, o: c("PATCH", f"/users/{o.key}", json={"password": "taken-over"}), administrator, True),
+    ("api_admin.UserItem", "DELETE"): Route("user", lambda c, o: c("DELETE", f"/users/{o.key}"), administrator, True),
+    ("api_admin.UserRoles", "GET"): Route("user", lambda c, o: c("GET", f"/users/{o.key}/roles"), administrator, True),
+    ("api_admin.UserRoles", "POST"): Route("user", lambda c, o: c(
+        "POST", f"/users/{o.key}/roles", json={"role": "store_manager", "org_unit": o.unit}), administrator, True),
+    ("api_admin.UserRoleItem", "DELETE"): Route(
+        "assignment", lambda c, o: c("DELETE", f"/users/{o.key[0]}/roles/{o.key[1]}"), administrator, True),
+    ("api_admin.DelegationItem", "DELETE"): Route(
+        "delegation", lambda c, o: c("DELETE", f"/delegations/{o.key}"), administrator, True),
+    ("api_webhooks.WebhookItem", "GET"): Route("webhook", lambda c, o: c("GET", f"/webhooks/{o.key}"),
+                                               administrator, True),
+    ("api_webhooks.WebhookItem", "PATCH"): Route(
+        "webhook", lambda c, o: c("PATCH", f"/webhooks/{o.key}", json={"url": "https://evil.example/x"}),
+        administrator, True),
+    ("api_webhooks.WebhookItem", "DELETE"): Route("webhook", lambda c, o: c("DELETE", f"/webhooks/{o.key}"),
+                                                  administrator, True),
+    ("api_webhooks.Deliveries", "GET"): Route("webhook", lambda c, o: c("GET", f"/webhooks/{o.key}/deliveries"),
+                                              administrator, True),
+    # ---- API: workflow definitions are the company's published rules: any signed-in person reads them
+    ("api_workflows.WorkflowItem", "GET"): Route("workflow", lambda c, o: c("GET", "/workflows/stocktake"), anyone,
+                                                 True),
+    ("api_workflows.WorkflowDiagram", "GET"): Route(
+        "workflow", lambda c, o: c("GET", "/workflows/stocktake/diagram"), anyone, True),
+}
+
+
+def routes_with_objects(app) -> set[tuple[str, str]]:
+    """(endpoint, method) of every rule in the URL map whose URL names something (it has arguments)."""
+    found = set()
+    for rule in app.url_map.iter_rules():
+        if rule.arguments and rule.endpoint not in NOT_OBJECTS:
+            found |= {(rule.endpoint, m) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    return found
+
+
+def test_every_route_with_an_object_has_an_entry(app):
+    missing = routes_with_objects(app) - set(ROUTES)
+    print(f"\n{len(routes_with_objects(app))} (endpoint, method) pairs with URL arguments in the URL map, "
+          f"{len(ROUTES)} entries in the matrix")
+    assert not missing, f"add these routes to ROUTES with who may call them: {sorted(missing)}"
+
+
+def _objects(world, family):
+    if family == "instance":
+        return list(world.instances.values())
+    if family == "start":
+        return [Obj(f"start at {u}", None, u, u != "S3") for u in ("S1", "S2", "S3")]
+    if family == "rq":
+        return [Obj("rq job", world.job_id, "HQ", False)]
+    if family == "workflow":
+        return [Obj("workflow stocktake", "stocktake", "HQ", False)]
+    return list(world.admin_objects[family])
+
+
+def _refused(r, route: Route, write: bool) -> bool:
+    """A refusal that shows nothing: the status, or for the UI a redirect to the sign-in page."""
+    if r.status_code == route.refusal:
+        return True
+    if route.api:
+        return r.status_code in ({401, 403, 404, 409} if write else {401, 403, 404})
+    if r.status_code == 302:
+        return "/login" in r.headers["Location"]
+    return r.status_code in ({403, 404, 409} if write else {403, 404})
+
+
+def _api_caller(api, login):
+    return lambda method, url, **kw: api.call(method, url, as_=login, **kw)
+
+
+def test_no_one_reaches_an_object_outside_their_scope(app, world, actors, rq_queue):
+    anonymous = Session(app)
+    counts = Counter()
+    failures = []
+    for (endpoint, method), route in sorted(ROUTES.items()):
+        write = method != "GET"
+        for obj in _objects(world, route.family):
+            before = fingerprint(rq_queue) if write else None  # once per route and object: the calls are refusals
+            for login in ACTORS:
+                may = login is not None and login != "off" and route.may(login, obj)
+                if may and write:
+                    counts["allowed writes"] += 1  # not fired: they would change the objects the others try
+                    continue
+                client = _api_caller(actors.api, login) if route.api else actors.ui(login) if login else anonymous
+                r = route.call(client, obj)
+                counts["cases"] += 1
+                case = f"{method} {endpoint} on {obj.name} as {login or 'anonymous'}: {r.status_code}"
+                if may:
+                    counts["authorized reads"] += 1
+                    if r.status_code != 200:
+                        failures.append(f"authorized read refused: {case}")
+                elif not _refused(r, route, write):
+                    failures.append(f"UNAUTHORIZED SUCCESS: {case}")
+                else:
+                    counts["refusals"] += 1
+            if write and fingerprint(rq_queue) != before:
+                failures.append(f"refused, but something was written: {method} {endpoint} on {obj.name}")
+    print(f"\nmatrix: {len(ROUTES)} routes × {len(ACTORS)} actors × their objects = {counts['cases']} calls; "
+          f"{counts['authorized reads']} authorized reads succeeded as expected, {counts['refusals']} refusals "
+          f"(writes checked for no effect), {counts['allowed writes']} allowed writes not fired; "
+          f"unauthorized successes: {sum('UNAUTHORIZED' in f for f in failures)}")
+    assert not failures, "\n".join(failures)
