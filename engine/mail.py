@@ -25,7 +25,7 @@ from babel.dates import format_datetime, format_timedelta
 from flask import current_app
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from engine import alarm, clock, registry
+from engine import alarm, clock, metrics, registry
 from engine.db import db, write_transaction
 from engine.models import Notification, NotificationStatus
 from engine.org import User
@@ -166,6 +166,7 @@ def _send_one(nid: int, smtp, cfg, now, outcome: Outcome):
             n.next_attempt_at = at + waits[n.attempts - 1]
             outcome.retrying += 1
             alarm.mail_waiting(db.session, n.next_attempt_at)
+        metrics.email_outcome(db.session, n.status)  # counted when this outcome commits
     return smtp
 
 

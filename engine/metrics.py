@@ -53,7 +53,9 @@ def _field(name: str, labels: tuple) -> str:
 def _txn(session):
     if isinstance(session, scoped_session):
         session = session()
-    return session.get_nested_transaction() or session.get_transaction()
+    # Nothing run yet: begin the transaction now, so that its rollback is seen (it would begin at the next
+    # statement anyway).
+    return session.get_nested_transaction() or session.get_transaction() or session.begin()
 
 
 def _buffer(session) -> Counter:

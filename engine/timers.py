@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from engine import alarm, calendar, clock, deadlines, mail, org, registry
+from engine import alarm, calendar, clock, deadlines, mail, metrics, org, registry
 from engine.db import db, write_transaction
 from engine.definition import RungAction, State
 from engine.errors import EngineError, InvalidPayload
@@ -140,6 +140,7 @@ class _Batch:
             if ids:
                 db.session.execute(sa.update(Timer).where(Timer.id.in_(ids)).values(status=status.value, fired_at=done),
                                    execution_options={"synchronize_session": False})
+        metrics.timers_fired(db.session, self.fired, done)  # counted when the batch commits
         for timer_id, note in self.notes.items():
             db.session.execute(sa.update(Timer).where(Timer.id == timer_id).values(note=note),
                                execution_options={"synchronize_session": False})

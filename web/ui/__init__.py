@@ -63,7 +63,7 @@ def _fresh_request_state():
 
 def init_app(app) -> None:
     """Register the UI blueprint and its extensions: Flask-Login, CSRF protection, cookie settings."""
-    from web.ui import admin, attachments, auth, boards, dashboard, i18n, inbox, instances, start  # noqa: F401
+    from web.ui import admin, attachments, auth, boards, dashboard, i18n, inbox, incidents, instances, start  # noqa: F401
 
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     if not app.config.get("SESSION_COOKIE_SAMESITE"):
