@@ -177,7 +177,8 @@ def init_app(app) -> None:
         if isinstance(e, HTTPException):
             return http_error(e)
         if not _is_api():
-            if current_app.propagate_exceptions:
+            # Flask's own rule (Flask.handle_exception): re-raise in tests and debug so the cause is seen
+            if current_app.config["PROPAGATE_EXCEPTIONS"] or current_app.testing or current_app.debug:
                 raise e
             return InternalServerError(original_exception=e)
         log.exception("unhandled error on %s %s", request.method, request.path)
