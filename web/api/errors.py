@@ -180,6 +180,7 @@ def init_app(app) -> None:
             # Flask's own rule (Flask.handle_exception): re-raise in tests and debug so the cause is seen
             if current_app.config["PROPAGATE_EXCEPTIONS"] or current_app.testing or current_app.debug:
                 raise e
+            log.exception("unhandled error on %s %s", request.method, request.path)
             return InternalServerError(original_exception=e)
         log.exception("unhandled error on %s %s", request.method, request.path)
         db.session.rollback()
