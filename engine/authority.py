@@ -94,10 +94,19 @@ class Standing:
             .where(AuditEvent.instance_id == self.instance.id, AuditEvent.trigger.in_(triggers))).all()
         return {i for r in rows for i in r if i}
 
+    @cached_property
+    def creators_stand_ins(self) -> set[int]:
+        """Everyone who acted on this instance on its creator's behalf (drafted or submitted it as their delegate):
+        for segregation of duties they count as the submitter too."""
+        return set(db.session.scalars(
+            sa.select(AuditEvent.actor_id).where(AuditEvent.instance_id == self.instance.id,
+                                                 AuditEvent.on_behalf_of_id == self.instance.created_by_id)))
+
     def _excluded(self, t: Transition) -> set[int]:
         excluded = set()
         if CREATOR in t.not_by and self.instance.created_by_id:
             excluded.add(self.instance.created_by_id)
+            excluded |= self.creators_stand_ins
         if t.signature:
             excluded |= self.signers
         if SIGNERS in t.not_by:
