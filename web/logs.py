@@ -13,6 +13,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from flask import current_app, g, has_request_context, request
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # what we accept from a caller (and so echo into logs)
@@ -73,7 +74,12 @@ def _user_id() -> int | None:
     if user is None:
         login_user = g.get("_login_user")
         user = getattr(login_user, "user", None) if getattr(login_user, "is_authenticated", False) else None
-    return getattr(user, "id", None)
+    if user is None:
+        return None
+    # The key from the identity map, never `user.id`: after a rollback (a 503 when the database went away)
+    # the object is expired, and reading an attribute would query the database from the access log line.
+    state = sa.inspect(user, raiseerr=False)
+    return state.identity[0] if state is not None and state.identity else getattr(user, "id", None)
 
 
 def install(log_format: str, level: str = "INFO", stream=None) -> logging.Handler | None:
