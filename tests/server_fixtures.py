@@ -6,6 +6,7 @@ Use `deployment` (a fixture): `web = deployment.gunicorn(workers=4)`, `deploymen
 started is stopped when the test ends, and the logs are printed when a test fails so the cause is visible.
 """
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,17 +27,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def production_env(app, **overrides) -> dict:
-    """The environment of a production process (SIGNOFF_ENV=production) on the test database and Redis.
+def production_env(database_url: str, redis_url: str, instance_path, **overrides) -> dict:
+    """The environment of a production process (SIGNOFF_ENV=production), as README's table describes it.
 
-    Only what README's table names is set, so a setting the code needs but the README forgets shows up here.
+    Only what the README names is set, so a setting the code needs but the README forgets shows up here.
     """
-    cfg = app.config
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "SIGNOFF_", "FLASK_"))}
-    env.update(SIGNOFF_ENV="production", DATABASE_URL=os.environ["TEST_DATABASE_URL"],
-               REDIS_URL=os.environ["TEST_REDIS_URL"], SECRET_KEY=cfg["SECRET_KEY"],
-               SIGNOFF_INSTANCE=str(app.instance_path),
-               MAIL_SERVER=str(cfg["MAIL_SERVER"]), MAIL_PORT=str(cfg["MAIL_PORT"]),
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEST_", "SIGNOFF_", "FLASK_", "MAIL_"))}
+    env.update(SIGNOFF_ENV="production", DATABASE_URL=database_url, REDIS_URL=redis_url,
+               SECRET_KEY="production-test-" + secrets.token_hex(16), SIGNOFF_INSTANCE=str(instance_path),
                PYTHONUNBUFFERED="1")
     env.update({k: str(v) for k, v in overrides.items()})
     return env
@@ -112,13 +110,14 @@ class Web(Process):
 class Deployment:
     """Starts and stops the processes of one production-like deployment."""
 
-    def __init__(self, app, log_dir: Path):
-        self.app, self.log_dir = app, log_dir
+    def __init__(self, log_dir: Path, database_url: str, redis_url: str, **settings):
+        """`settings`: more environment variables for every process (MAIL_SERVER, BASE_URL, …)."""
+        self.log_dir = log_dir
+        self.base_env = production_env(database_url, redis_url, log_dir / "instance", **settings)
         self.processes: list[Process] = []
-        self.env_overrides: dict = {}
 
     def env(self, **overrides) -> dict:
-        return production_env(self.app, **{**self.env_overrides, **overrides})
+        return {**self.base_env, **{k: str(v) for k, v in overrides.items()}}
 
     def gunicorn(self, workers: int = 2, threads: int = 1, timeout: int = 30, **env) -> Web:
         web = Web(self.env(**env), self.log_dir, workers, threads, timeout, f"gunicorn-{len(self.processes)}")
@@ -143,16 +142,38 @@ class Deployment:
             p.stop()
 
     def logs(self) -> str:
-        return "\n".join(f"----- {p.name} ({' '.join(p.argv[-3:])})\n{p.log()[-4000:]}" for p in self.processes)
+        """Each process's errors in full (they may be anywhere in a long log), then the end of its log."""
+        return "\n".join(f"----- {p.name} ({' '.join(p.argv[-3:])})\n{_errors(p.log())}\n----- end of {p.name}\n"
+                         f"{p.log()[-3000:]}" for p in self.processes)
+
+
+def _errors(text: str, limit: int = 8) -> str:
+    """The first `limit` error records: JSON log lines at ERROR, and plain tracebacks down to their last line."""
+    found, block = [], None
+    for line in text.splitlines():
+        if block is not None:
+            block.append(line)
+            if line and not line[0].isspace() and not line.startswith(("Traceback", "During handling", "The above")):
+                found.append("\n".join(block))
+                block = None
+        elif line.startswith("Traceback"):
+            block = [line]
+        elif '"level": "ERROR"' in line:
+            found.append(line)
+    return f"{len(found)} errors\n" + "\n".join(found[:limit])
+
+
+def needs_services() -> None:
+    if not (os.environ.get("TEST_DATABASE_URL") and os.environ.get("TEST_REDIS_URL")):
+        pytest.skip("a multi-process deployment needs PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL)")
 
 
 @pytest.fixture
 def deployment(app, tmp_path):
-    """gunicorn and RQ worker subprocesses on the test database and Redis (PostgreSQL only: SQLite is one
-    machine's file, not what a multi-process deployment runs on)."""
-    if not (os.environ.get("TEST_DATABASE_URL") and os.environ.get("TEST_REDIS_URL")):
-        pytest.skip("a multi-process deployment needs PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL)")
-    d = Deployment(app, tmp_path)
+    """gunicorn and RQ worker subprocesses on the test database (already migrated by `app`) and Redis.
+    PostgreSQL only: SQLite is one machine's file, not what a multi-process deployment runs on."""
+    needs_services()
+    d = Deployment(tmp_path, os.environ["TEST_DATABASE_URL"], os.environ["TEST_REDIS_URL"])
     yield d
     d.stop()
     print(d.logs())  # pytest shows it only when the test failed
