@@ -107,6 +107,17 @@ def user(actor: User, login: str) -> User:
     return found
 
 
+def _wholly_managed(actor: User, target: User) -> User:
+    """`target`, when every role they hold lies in the actor's scope; NotPermitted otherwise. Taking over someone's
+    account or lending their authority would reach the units outside the scope where they also hold roles."""
+    paths = admin_paths(actor)
+    outside = [unit.code for _role, unit in org.roles_of(target) if not any(unit.path.startswith(p) for p in paths)]
+    if outside:
+        raise NotPermitted(f"'{target.login}' also holds roles outside your scope ({', '.join(sorted(outside))}): "
+                           f"an administrator of the whole organisation must do this", reason="admin_scope")
+    return target
+
+
 def create_user(actor: User, login: str, name: str, email: str, password: str, locale: str = "zh",
                 roles: list[tuple[str, str]] = ()) -> User:
     for _, code in roles:
@@ -118,7 +129,7 @@ def create_user(actor: User, login: str, name: str, email: str, password: str, l
 
 def update_user(actor: User, login: str, name: str | None = None, email: str | None = None,
                 locale: str | None = None, password: str | None = None, active: bool | None = None) -> User:
-    target = user(actor, login)
+    target = _wholly_managed(actor, user(actor, login))
     if locale is not None and locale not in ("zh", "en"):
         raise InvalidInput(f"unknown locale '{locale}' (zh or en)", field="locale")
     if active is False and target.id == actor.id:
@@ -176,6 +187,7 @@ def create_delegation(actor: User, from_login: str, to_login: str, starts_at: da
         source, target = user(actor, from_login), user(actor, to_login)
     except UnknownObject as e:
         raise InvalidInput(e.message, field="from_user" if "'" + from_login + "'" in e.message else "to_user") from None
+    _wholly_managed(actor, source)  # the delegate acts in all of the source's roles
     d = org.delegate(source, target, starts_at, ends_at)
     db.session.commit()
     return d

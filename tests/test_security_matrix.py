@@ -246,3 +246,29 @@ def test_no_one_reaches_an_object_outside_their_scope(app, world, actors, rq_que
           f"(writes checked for no effect), {counts['allowed writes']} allowed writes not fired; "
           f"unauthorized successes: {sum('UNAUTHORIZED' in f for f in failures)}")
     assert not failures, "\n".join(failures)
+
+
+def test_a_regions_administrator_does_not_reach_people_who_also_work_elsewhere(world, actors):
+    """xsm manages S1 (EAST) and S3 (SOUTH). EAST's administrator sees them, but may not take over their
+    account (password, deactivation) nor lend their SOUTH authority to anyone by a delegation: only the
+    company's administrator may. Both paths: API and the admin page."""
+    api = actors.api
+    body = {"from_user": "xsm", "to_user": "admin_east", "starts_at": "2026-11-01T00:00:00+00:00",
+            "ends_at": "2026-11-09T00:00:00+00:00"}
+    before = fingerprint()
+    attempts = [
+        api.get("/users/xsm", as_="admin_east"),  # (reading is fine: they work in EAST)
+        api.patch("/users/xsm", as_="admin_east", json={"password": "taken-over"}),
+        api.patch("/users/xsm", as_="admin_east", json={"email": "attacker@example.com"}),
+        api.delete("/users/xsm", as_="admin_east"),
+        api.post("/delegations", as_="admin_east", json=body),
+        actors.ui("admin_east").post("/admin/delegations", {"from_login": "xsm", "to_login": "admin_east",
+                                                            "starts_at": "2026-11-01T09:00",
+                                                            "ends_at": "2026-11-09T09:00"}),
+    ]
+    statuses = [r.status_code for r in attempts]
+    print(f"\nsub-administrator vs a person in two regions: {statuses}")
+    assert statuses[0] == 200 and all(s in (403, 404, 422) for s in statuses[1:]), statuses
+    assert fingerprint() == before
+    assert api.patch("/users/xsm", as_="admin", json={"email": "xsm@example.org"}).status_code == 200
+    assert api.post("/delegations", as_="admin", json=body).status_code == 201
