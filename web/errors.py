@@ -7,7 +7,7 @@ elsewhere. The session is rolled back; the pool's pre-ping replaces dropped conn
 import logging
 
 import sqlalchemy as sa
-from flask import jsonify, render_template, request
+from flask import current_app, g, jsonify, render_template, request
 from flask_babel import force_locale
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -38,7 +38,10 @@ def _unavailable(e: Exception):
         from web.api.errors import payload
 
         return payload(503, "service_unavailable", details={"dependency": dependency}), 503, headers
-    # The page must not touch the database: no signed-in user, the language straight from Accept-Language.
+    # The page must not touch the database: shown as to an anonymous visitor (Flask-Login would otherwise load
+    # the user again to render it), in the language Accept-Language asks for.
+    if getattr(current_app, "login_manager", None):
+        g._login_user = current_app.login_manager.anonymous_user()
     lang = request.accept_languages.best_match(["zh", "en"]) or "zh"
     with force_locale(lang):
         return render_template("unavailable.html", lang=lang, retry_after=RETRY_AFTER), 503, headers
