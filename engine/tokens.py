@@ -1,13 +1,20 @@
 """API bearer tokens. The token is shown once; only its SHA-256 is stored."""
+import functools
 import hashlib
 import secrets
 
 import sqlalchemy as sa
+from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine import clock
 from engine.db import db
 from engine.models import ApiToken
 from engine.org import User
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    return generate_password_hash("not a password", method="scrypt")  # made on first use: no work at import
 
 
 def _digest(token: str) -> str:
@@ -37,9 +44,17 @@ def revoke(token: str) -> bool:
     return result.rowcount > 0
 
 
+def credentials(login_name: str, password: str) -> User | None:
+    """The active user with this login and password, or None. An unknown or inactive login costs the same
+    scrypt work as a wrong password, so neither the answer nor its timing tells which logins exist."""
+    user = db.session.scalar(sa.select(User).where(User.login == login_name, User.active))
+    if user is None:
+        check_password_hash(_dummy_hash(), password)
+        return None
+    return user if user.check_password(password) else None
+
+
 def login(login_name: str, password: str) -> str | None:
     """A new token for the active user with these credentials, or None (the same for any wrong part)."""
-    user = db.session.scalar(sa.select(User).where(User.login == login_name, User.active))
-    if user is None or not user.check_password(password):
-        return None
-    return issue(user)
+    user = credentials(login_name, password)
+    return issue(user) if user else None

@@ -1,4 +1,5 @@
-"""Bearer-token authentication for /api/v1. Cookies are never looked at, so the API has no CSRF exposure."""
+"""Bearer-token authentication for /api/v1. Cookies are never looked at, so the API has no CSRF exposure.
+Getting a token spends the same failed-login budget as the sign-in page (per account and per address)."""
 from flask import g, request
 
 from engine import org, tokens
@@ -26,6 +27,23 @@ def authenticate() -> None:
     if user is None:
         raise ApiError(401, "unauthorized", headers={"WWW-Authenticate": 'Bearer realm="signoff"'})
     g.api_user = user
+
+
+def login(name: str, password: str) -> str | None:
+    """A new token for these credentials (None when wrong); 429 with Retry-After once the account's or the
+    address's failed-login budget is spent, whichever door (this or the sign-in page) spent it."""
+    from web.ui import ratelimit
+
+    address = request.remote_addr or "-"
+    wait = ratelimit.blocked(name, address)
+    if wait:
+        raise ApiError(429, "rate_limited", "too many failed sign-in attempts", headers={"Retry-After": str(wait)})
+    token = tokens.login(name, password)
+    if token is None:
+        ratelimit.failed(name, address)
+    else:
+        ratelimit.succeeded(name)
+    return token
 
 
 def current_user() -> User:

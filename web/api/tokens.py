@@ -3,7 +3,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from engine import org, tokens
-from web.api.auth import bearer_token, current_user
+from web.api.auth import bearer_token, current_user, login
 from web.api.common import errors
 from web.api.errors import ApiError
 from web.api.schemas import MeOut, TokenIn, TokenOut
@@ -18,7 +18,7 @@ blp = Blueprint("api_tokens", __name__, url_prefix="/api/v1", description="Token
 @errors(blp, 400, 401, 422)
 def create_token(args):
     """Log in: a new bearer token for login + password (shown once; only its hash is stored)."""
-    token = tokens.login(args["login"], args["password"])
+    token = login(args["login"], args["password"])  # within the failed-login budget (web/api/auth.py)
     if token is None:
         raise ApiError(401, "bad_credentials", "wrong login or password")
     return {"token": token}

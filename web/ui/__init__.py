@@ -3,7 +3,9 @@
 One module per page group. Views hold no queries and no business rules: they call the engine and render.
 Cookies are HttpOnly and SameSite=Lax (Secure when the request came over HTTPS); every form carries a CSRF
 token (Flask-WTF); Simplified Chinese by default, English by user setting or Accept-Language (Flask-Babel).
+Every response of the app (pages, API, docs, rq-dashboard, files) carries the security headers set here.
 """
+import secrets
 from pathlib import Path
 
 from flask import Blueprint, g, render_template, request
@@ -35,15 +37,34 @@ def _protect():
 # Pages load only their own scripts, styles and images (mermaid draws with inline styles; no CDN anywhere).
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "font-src 'self' data:; object-src 'none'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'")
+HSTS = "max-age=31536000; includeSubDomains"  # a year; sent over HTTPS only (RFC 6797 ignores it over http)
 
 
-@bp.after_request
-def _headers(response):
-    response.headers.setdefault("Content-Security-Policy", CSP)
+def csp_nonce() -> str:
+    """This response's nonce for the one inline script of a page we did not write (Swagger UI, rq-dashboard):
+    their templates are copied to web/templates with the nonce on that script, so no other inline script runs."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def _security_headers(response):
+    """Every response: no framing, no sniffing, no inline script without this response's nonce, HSTS over HTTPS
+    (behind a proxy, `request.is_secure` comes from X-Forwarded-Proto when PROXY_HOPS is set: wsgi.py)."""
+    nonce = g.pop("csp_nonce", None)
+    csp = CSP.replace("script-src 'self'", f"script-src 'self' 'nonce-{nonce}'") if nonce else CSP
+    response.headers.setdefault("Content-Security-Policy", csp)
     response.headers.setdefault("X-Frame-Options", "DENY")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
-    response.headers.setdefault("Cache-Control", "no-store")
+    if request.is_secure:
+        response.headers.setdefault("Strict-Transport-Security", HSTS)
+    return response
+
+
+@bp.after_request
+def _no_store(response):
+    response.headers.setdefault("Cache-Control", "no-store")  # pages show people's requests: not for caches
     return response
 
 
@@ -57,7 +78,7 @@ def engine_error(e: EngineError):
 def _fresh_request_state():
     """Forget the previous request's signed-in user and CSRF token: `g` outlives a request when the app context
     was pushed by someone else (a CLI command, or a test driving the test client)."""
-    for name in ("_login_user", "csrf_token", "_flask_babel"):
+    for name in ("_login_user", "csrf_token", "_flask_babel", "csp_nonce"):
         g.pop(name, None)
 
 
@@ -82,6 +103,8 @@ def init_app(app) -> None:
     i18n.init_app(app)
     app.register_blueprint(bp)
     app.before_request(_fresh_request_state)
+    app.after_request(_security_headers)
+    app.jinja_env.globals["csp_nonce"] = csp_nonce
     from web.ui import rqdash
 
     rqdash.init_app(app)

@@ -1,21 +1,18 @@
 """Signing in and out, changing one's password and language. No user enumeration: an unknown login and a
 wrong password get the same answer in about the same time; failures are limited per account and per address."""
-import sqlalchemy as sa
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import UserMixin, current_user, login_required, login_user, logout_user
 from flask_wtf import FlaskForm
-from werkzeug.security import check_password_hash, generate_password_hash
 from wtforms import PasswordField, SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, EqualTo, Length
 
+from engine import tokens
 from engine.db import db
 from engine.org import User
 from web.ui import bp, login_manager, ratelimit
-
-_DUMMY_HASH = generate_password_hash("not a password", method="scrypt")
 
 
 class SignedIn(UserMixin):
@@ -87,13 +84,11 @@ def login():
         if wait:
             form.form_errors.append(_("Too many failed attempts. Try again in %(m)s minutes.", m=max(1, wait // 60)))
             return render_template("login.html", form=form), 429, {"Retry-After": str(wait)}
-        user = db.session.scalar(sa.select(User).where(User.login == name))
-        if user is not None and user.active and user.check_password(form.password.data):
+        user = tokens.credentials(name, form.password.data)  # unknown, inactive, wrong: the same answer and work
+        if user is not None:
             ratelimit.succeeded(name)
             login_user(SignedIn(user))
             return redirect(_safe_next(request.args.get("next")))
-        if user is None:
-            check_password_hash(_DUMMY_HASH, form.password.data)  # same work as a real check
         ratelimit.failed(name, address)
         form.form_errors.append(_("Wrong login or password."))
         status = 401
