@@ -67,7 +67,12 @@ def failed_jobs(actor: User, limit: int = LIMIT) -> list[FailedJob]:
     registry = _registry()
     ids = list(reversed(registry.get_job_ids()))[:limit]
     jobs = [j for j in Job.fetch_many(ids, connection=registry.connection) if j is not None]
-    return [FailedJob(j.id, j.func_name or "?", _last_line(j.exc_info), j.ended_at) for j in jobs]
+    return [FailedJob(j.id, j.func_name or "?", _last_line(_traceback(j)), j.ended_at) for j in jobs]
+
+
+def _traceback(job: Job) -> str | None:
+    result = job.latest_result()
+    return result.exc_string if result is not None else None
 
 
 def _last_line(text: str | None) -> str:
