@@ -46,6 +46,7 @@ def test_failed_email_retried_by_an_admin_and_delivered(app, people, smtp, rq_qu
     n = failed_email(people, smtp)
     assert n.user.login == "sm1" and "recipient refused" in n.last_error
     admin = signed_in("admin")
+    assert 'href="/admin/incidents"' in admin.get("/admin").get_data(as_text=True)  # linked from administration
     page = admin.get("/admin/incidents")
     text = page.get_data(as_text=True)
     assert page.status_code == 200 and "无法送达的邮件 (1)" in text and "sm1@example.com" in text
@@ -111,6 +112,7 @@ def test_failed_jobs_retried_and_resolved_by_company_admins_only(app, people, rq
     run()
     assert job.id in failed
     admin = signed_in("admin")
+    assert 'href="/admin/incidents"' in admin.get("/admin").get_data(as_text=True)  # linked from administration
     page = admin.get("/admin/incidents").get_data(as_text=True)
     assert "失败的后台任务 (1)" in page and "test_ops_incidents.broken_job" in page
     assert "ZeroDivisionError: a test job that always fails" in page
