@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from babel.dates import format_datetime, format_timedelta
 from flask import current_app
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy.orm import joinedload
 
 from engine import alarm, clock, metrics, registry
 from engine.db import db, write_transaction
@@ -95,16 +96,31 @@ def due(now: datetime):
         sa.and_(Notification.status == SENDING, Notification.next_attempt_at <= now))
 
 
-def _claim(now: datetime, lease: timedelta) -> int | None:
-    """Lease the next due notification to this sender (only the one it is about to send)."""
-    with write_transaction():
-        nid = db.session.scalar(sa.select(Notification.id).where(due(now)).order_by(Notification.id).limit(1)
-                                .with_for_update(skip_locked=True))
-        if nid is not None:
-            db.session.execute(sa.update(Notification).where(Notification.id == nid)
-                               .values(status=SENDING, next_attempt_at=now + lease),
-                               execution_options={"synchronize_session": False})
-        return nid
+@dataclass
+class _Attempt:
+    """One send attempt, recorded in the transaction that claims the next message."""
+
+    id: int
+    attempts: int  # before this one
+    email: str
+    at: datetime
+    error: str | None = None
+    permanent: bool = False
+
+
+def _claim(now: datetime, lease: timedelta) -> Notification | None:
+    """Lease the next due notification to this sender (only the one it is about to send), in the caller's
+    transaction; returns it with its recipients loaded."""
+    oldest = (sa.select(Notification.id).where(due(now)).order_by(Notification.id).limit(1)
+              .with_for_update(skip_locked=True).scalar_subquery())
+    nid = db.session.scalar(sa.update(Notification).where(Notification.id == oldest)
+                            .values(status=SENDING, next_attempt_at=now + lease).returning(Notification.id),
+                            execution_options={"synchronize_session": False})
+    if nid is None:
+        return None
+    return db.session.scalars(sa.select(Notification).where(Notification.id == nid)
+                              .options(joinedload(Notification.user), joinedload(Notification.on_behalf_of))
+                              .execution_options(populate_existing=True)).one()
 
 
 def backoff(cfg) -> list[timedelta]:
@@ -113,15 +129,28 @@ def backoff(cfg) -> list[timedelta]:
 
 
 def send_pending(now: datetime | None = None) -> Outcome:
-    """Send every notification that is due, one at a time, until none is left; returns the counts."""
+    """Send every notification that is due, one at a time, until none is left; returns the counts.
+
+    Each message is sent outside any transaction; its outcome is committed together with the lease on the
+    next one, right after the server's reply."""
     cfg = current_app.config
     lease = timedelta(seconds=cfg["MAIL_LEASE"])
-    outcome = Outcome()
-    smtp = None
+    outcome, smtp, attempt = Outcome(), None, None
     try:
-        while (nid := _claim(now or clock.now(), lease)) is not None:
-            smtp = _send_one(nid, smtp, cfg, now, outcome)
+        while True:
+            with write_transaction():
+                if attempt is not None:
+                    _record(attempt, cfg, outcome)
+                    attempt = None
+                n = _claim(now or clock.now(), lease)
+            if n is None:
+                break
+            attempt = _Attempt(n.id, n.attempts, n.user.email, now or clock.now())
+            smtp = _send(n, smtp, cfg, attempt)
     finally:
+        if attempt is not None:  # the loop failed after a send: still record what the server said
+            with write_transaction():
+                _record(attempt, cfg, outcome)
         if smtp is not None:
             try:
                 smtp.quit()
@@ -130,44 +159,53 @@ def send_pending(now: datetime | None = None) -> Outcome:
     return outcome
 
 
-def _send_one(nid: int, smtp, cfg, now, outcome: Outcome):
-    n = db.session.get(Notification, nid, populate_existing=True)
-    at = now or clock.now()
-    user = n.user
-    error, permanent = None, False
+def _send(n: Notification, smtp, cfg, attempt: _Attempt):
+    """Send one notification; notes any error on `attempt`; returns the connection to reuse (or None)."""
     try:
-        msg = render(n, user, cfg["BASE_URL"], cfg["MAIL_FROM"], at)
+        msg = render(n, n.user, cfg["BASE_URL"], cfg["MAIL_FROM"], attempt.at)
+    except Exception as e:  # a template or definition problem: retried with backoff, then failed visibly
+        log.exception("notification %s could not be rendered", n.id)
+        attempt.error = f"cannot render: {type(e).__name__}: {e}"
+        return smtp
+    try:
         smtp = smtp or _connect(cfg)
         refused = smtp.send_message(msg)
         if refused:
             raise PermanentFailure(f"refused: {refused}")
     except smtplib.SMTPRecipientsRefused as e:
-        error, permanent = f"recipient refused: {e.recipients}", True
+        attempt.error, attempt.permanent = f"recipient refused: {e.recipients}", True
     except smtplib.SMTPResponseException as e:
-        error, permanent = f"{e.smtp_code} {e.smtp_error!r}", 500 <= e.smtp_code < 600
-        smtp = None if not permanent else smtp
+        attempt.error, attempt.permanent = f"{e.smtp_code} {e.smtp_error!r}", 500 <= e.smtp_code < 600
+        smtp = None if not attempt.permanent else smtp
     except PermanentFailure as e:
-        error, permanent = str(e), True
+        attempt.error, attempt.permanent = str(e), True
     except (smtplib.SMTPException, OSError) as e:
-        error, smtp = f"{type(e).__name__}: {e}", None
-    with write_transaction():
-        n = db.session.get(Notification, nid, populate_existing=True)
-        n.attempts += 1
-        if error is None:
-            n.status, n.sent_at, n.next_attempt_at, n.last_error = NotificationStatus.SENT.value, at, None, None
-            outcome.sent += 1
-        elif permanent or n.attempts > len(waits := backoff(cfg)):
-            # sent_at records when it was given up on, so the instance's history can place it
-            n.status, n.next_attempt_at, n.last_error, n.sent_at = NotificationStatus.FAILED.value, None, error, at
-            outcome.failed += 1
-            log.error("notification %s to %s failed for good: %s", n.id, user.email, error)
-        else:
-            n.status, n.last_error = NotificationStatus.PENDING.value, error
-            n.next_attempt_at = at + waits[n.attempts - 1]
-            outcome.retrying += 1
-            alarm.mail_waiting(db.session, n.next_attempt_at)
-        metrics.email_outcome(db.session, n.status)  # counted when this outcome commits
+        attempt.error, smtp = f"{type(e).__name__}: {e}", None
     return smtp
+
+
+def _record(a: _Attempt, cfg, outcome: Outcome) -> None:
+    """Write the outcome of an attempt (inside the caller's transaction)."""
+    tries = a.attempts + 1
+    waits = backoff(cfg)
+    if a.error is None:
+        values = {"status": NotificationStatus.SENT.value, "sent_at": a.at, "next_attempt_at": None,
+                  "last_error": None}
+        outcome.sent += 1
+    elif a.permanent or tries > len(waits):
+        # sent_at records when it was given up on, so the instance's history can place it
+        values = {"status": NotificationStatus.FAILED.value, "sent_at": a.at, "next_attempt_at": None,
+                  "last_error": a.error}
+        outcome.failed += 1
+        log.error("notification %s to %s failed for good: %s", a.id, a.email, a.error)
+    else:
+        values = {"status": NotificationStatus.PENDING.value, "next_attempt_at": a.at + waits[tries - 1],
+                  "last_error": a.error}
+        outcome.retrying += 1
+        alarm.mail_waiting(db.session, values["next_attempt_at"])
+    db.session.execute(sa.update(Notification).where(Notification.id == a.id).values(attempts=tries, **values),
+                       execution_options={"synchronize_session": False})
+    metrics.email_outcome(db.session, values["status"])  # counted when this outcome commits
 
 
 def _connect(cfg) -> smtplib.SMTP:
