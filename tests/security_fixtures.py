@@ -13,6 +13,7 @@ from flask import current_app
 import engine
 from engine import attachments, org, webhooks
 from engine.db import db
+from engine.models import Notification, NotificationStatus
 from tests.api_fixtures import Api
 from tests.ui_fixtures import Session
 
@@ -69,7 +70,7 @@ def world_fixture(app, people, clock, rq_queue) -> World:
     """The `people` org plus: admin_east (admin of region EAST only), xsm (store manager of S1 in EAST and S3
     in SOUTH), off (a store manager of S1, deactivated by `actors` once signed in); dep1 stands in for sm3
     this week, a1's stand-in for sm2 ended yesterday. Objects: a stocktake at each store, a submitted monthly
-    plan at T1, an attachment on each, webhooks at S1 and S3, and one queued RQ job."""
+    plan at T1, an attachment on each, webhooks at S1 and S3, a failed email at S1 and S3, and one queued RQ job."""
     extra = {"admin_east": [("admin", "EAST")], "xsm": [("store_manager", "S1"), ("store_manager", "S3")],
              "off": [("store_manager", "S1")]}
     for login, roles in extra.items():
@@ -95,6 +96,14 @@ def world_fixture(app, people, clock, rq_queue) -> World:
         "delegation": (Obj("sm2→a1", delegation["sm2"], "S2", True), Obj("sm3→dep1", delegation["sm3"], "S3", False)),
         "webhook": (Obj("hook S1", hooks[0].id, "S1", True), Obj("hook S3", hooks[1].id, "S3", False)),
     }
+    failed = {}
+    for unit in ("S1", "S3"):  # an email that could not be delivered, for the incidents page
+        n = db.session.scalar(sa.select(Notification).where(Notification.instance_id == instances[unit].key))
+        n.status, n.last_error = NotificationStatus.FAILED.value, "550 no such mailbox"
+        failed[unit] = n.id
+    db.session.commit()
+    admin_objects["email"] = (Obj("failed email S1", failed["S1"], "S1", True),
+                              Obj("failed email S3", failed["S3"], "S3", False))
     job = rq_queue.enqueue("os.getcwd")  # never run: something for the job pages to show
     return World(people, instances, admin_objects, job.id)
 

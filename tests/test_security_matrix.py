@@ -102,6 +102,13 @@ ROUTES = {
                                             administrator),
     ("ui.revoke_role", "POST"): Route("assignment", lambda c, o: c.post(f"/admin/roles/{o.key[0]}/{o.key[1]}/delete"),
                                       administrator),
+    # ---- UI: incidents (failed jobs are company-wide; a failed email belongs to its instance's unit)
+    **{(f"ui.{action}_job", "POST"): Route(
+        "rq", lambda c, o, action=action: c.post(f"/admin/incidents/jobs/{o.key}/{action}"), company_admin)
+       for action in ("retry", "resolve")},
+    **{(f"ui.{action}_email", "POST"): Route(
+        "email", lambda c, o, action=action: c.post(f"/admin/incidents/emails/{o.key}/{action}"), administrator)
+       for action in ("retry", "resolve")},
     # ---- UI: rq-dashboard (jobs and queues are company-wide: the company's administrators only)
     **{(f"rq_dashboard.{name}", "GET"): Route("rq", lambda c, o, path=path: c.get(RQ + path.format(job=o.key)),
                                               company_admin)
