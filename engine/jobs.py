@@ -33,9 +33,16 @@ def schedule_fire_due(q: Queue, when: datetime) -> None:
                      job_id=f"signoff-wake-{int(when.timestamp())}", result_ttl=0, failure_ttl=3600)
 
 
+def _mail_gate(q: Queue) -> str:
+    """Set while a send-now job is queued and has not started: that job will see every row committed before
+    it starts, so writers need not enqueue another (an RQ enqueue costs more than the rest of a commit)."""
+    return f"signoff:mail-wake:{q.name}"
+
+
 def schedule_send_mail(q: Queue, when: datetime | None = None) -> None:
     if when is None:
-        q.enqueue(send_mail, job_id="signoff-mail", result_ttl=0, failure_ttl=3600)
+        if q.connection.set(_mail_gate(q), 1, nx=True, ex=60):  # expires in case the job is lost
+            q.enqueue(send_mail, job_id="signoff-mail", result_ttl=0, failure_ttl=3600)
     else:
         q.enqueue_at(when, send_mail, job_id=f"signoff-mail-{int(when.timestamp())}", result_ttl=0)
 
@@ -65,6 +72,8 @@ def _summary(run: timers.Run) -> dict:
 
 
 def send_mail() -> dict:
+    q = queue.current()
+    q.connection.delete(_mail_gate(q))  # before claiming: what commits from now on needs a new wake-up
     outcome = mail.send_pending()
     return {"sent": outcome.sent, "retrying": outcome.retrying, "failed": outcome.failed}
 

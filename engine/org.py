@@ -3,11 +3,13 @@
 A role held at a unit covers every unit below it. Units carry a materialised `path` ("/1/4/9/") so
 "is this unit inside that one" is a string prefix test, and "the nearest unit above" needs no recursion.
 """
+import functools
 from dataclasses import dataclass
 from datetime import datetime, time
 from enum import Enum
 
 import sqlalchemy as sa
+from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
@@ -212,11 +214,41 @@ def delegate_of(user: User, at: datetime | None = None) -> User | None:
 
 def principals(user: User, at: datetime | None = None) -> list[tuple[User, User | None]]:
     """Whom `user` can act as right now: themselves, then everyone who delegated to them (actor, on behalf of)."""
-    at = at or clock.now()
-    delegators = db.session.scalars(
-        sa.select(User).join(Delegation, Delegation.from_user_id == User.id)
-        .where(Delegation.to_user_id == user.id, _active_delegations(at), User.active)).all()
+    delegators = db.session.scalars(_delegators_q(), {"user_id": user.id, "at": at or clock.now()}).all()
     return [(user, None)] + [(user, d) for d in delegators]
+
+
+# The hot lookups (every transition makes them) are built once with bound parameters: building a statement
+# costs more Python than running it.
+
+@functools.cache
+def _delegators_q():
+    at = sa.bindparam("at")
+    return (sa.select(User).join(Delegation, Delegation.from_user_id == User.id)
+            .where(Delegation.to_user_id == sa.bindparam("user_id"), Delegation.starts_at <= at,
+                   Delegation.ends_at > at, User.active))
+
+
+@functools.cache
+def _roles_at_q():
+    return sa.select(RoleAssignment.role).where(RoleAssignment.user_id == sa.bindparam("user_id"),
+                                                RoleAssignment.org_unit_id.in_(sa.bindparam("units", expanding=True)))
+
+
+@functools.cache
+def _holders_q():
+    at = sa.bindparam("at")
+    delegate = orm.aliased(User)
+    stand_in = (sa.select(Delegation.from_user_id, Delegation.starts_at, delegate)
+                .join(delegate, Delegation.to_user_id == delegate.id)
+                .where(Delegation.starts_at <= at, Delegation.ends_at > at, delegate.active).subquery())
+    stand_in_user = orm.aliased(User, stand_in)
+    return (sa.select(User, RoleAssignment.org_unit_id, stand_in_user)
+            .join(RoleAssignment, RoleAssignment.user_id == User.id)
+            .outerjoin(stand_in, stand_in.c.from_user_id == User.id)
+            .where(RoleAssignment.role == sa.bindparam("role"),
+                   RoleAssignment.org_unit_id.in_(sa.bindparam("units", expanding=True)), User.active)
+            .order_by(User.id, stand_in.c.starts_at))
 
 
 def setting(unit: OrgUnit, key: str, default=None):
@@ -239,9 +271,7 @@ def roles_of(user: User) -> list[tuple[str, OrgUnit]]:
 
 def roles_at(user: User, unit: OrgUnit) -> set[str]:
     """The roles `user` holds that cover `unit` (held at it or at a unit above it)."""
-    return set(db.session.scalars(
-        sa.select(RoleAssignment.role)
-        .where(RoleAssignment.user_id == user.id, RoleAssignment.org_unit_id.in_(unit.ancestor_ids))))
+    return set(db.session.scalars(_roles_at_q(), {"user_id": user.id, "units": unit.ancestor_ids}))
 
 
 def holders(role: str, unit: OrgUnit, at: datetime | None = None, exclude: set[int] = frozenset()) -> list[Holder]:
@@ -249,16 +279,17 @@ def holders(role: str, unit: OrgUnit, at: datetime | None = None, exclude: set[i
 
     A holder who is out of office is replaced by their delegate (acting on their behalf).
     """
-    at = at or clock.now()
-    rows = db.session.execute(
-        sa.select(User, RoleAssignment.org_unit_id).join(RoleAssignment, RoleAssignment.user_id == User.id)
-        .where(RoleAssignment.role == role, RoleAssignment.org_unit_id.in_(unit.ancestor_ids), User.active)
-        .order_by(User.id)).all()
+    # Holders and their active stand-ins in one query (a step's owners are resolved on every transition).
+    rows = db.session.execute(_holders_q(), {"role": role, "units": unit.ancestor_ids,
+                                             "at": at or clock.now()}).all()
     for unit_id in unit.ancestor_ids:
-        found = [user for user, at_unit in rows if at_unit == unit_id and user.id not in exclude]
+        found: dict[int, Holder] = {}
+        for user, at_unit, delegate_user in rows:
+            if at_unit == unit_id and user.id not in exclude:
+                # later rows win: the latest delegation
+                found[user.id] = Holder(delegate_user, role, user) if delegate_user else Holder(user, role)
         if found:
-            stand_ins = _stand_ins([u.id for u in found], at)
-            return [Holder(stand_ins[u.id], role, u) if u.id in stand_ins else Holder(u, role) for u in found]
+            return list(found.values())
     return []
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError
+from sqlalchemy import orm
 from sqlalchemy.exc import IntegrityError
 
 from engine import alarm, audit, clock, mail, org, registry, timers
@@ -101,7 +102,9 @@ def fire(instance: Instance | int, trigger: str, actor: User | None, data: dict 
 def apply_trigger(instance_id: int, trigger: str, actor: User | None, data: dict | None = None,
                   comment: str | None = None, expected_version: int | None = None, lock: bool = True) -> Instance:
     """`fire` inside a transaction the caller owns (timers fire a batch in one transaction)."""
-    inst = db.session.get(Instance, instance_id, with_for_update=lock, populate_existing=lock)
+    # The unit comes in the same statement (scope and assignees need it); only the instance row is locked.
+    inst = db.session.get(Instance, instance_id, with_for_update={"of": Instance} if lock else None,
+                          populate_existing=lock, options=[orm.joinedload(Instance.org_unit, innerjoin=True)])
     if inst is None:
         raise UnknownInstance(f"no instance {instance_id}", instance=instance_id)
     if expected_version is not None and inst.version != expected_version:
@@ -213,7 +216,8 @@ def _apply(compiled: Compiled, inst: Instance, t: Transition, loaded: dict, stor
         raise NotAvailable(f"'{t.trigger}' is not possible now: its conditions are not met", state=inst.state,
                            version=inst.version)
     from_state, from_assignee = inst.state, inst.assignee_id
-    # Everything the step changes is staged first and flushed once: one UPDATE of the instance, one version.
+    # Everything the step changes is staged first and flushed once: one UPDATE of the instance, one version,
+    # one audit event.
     with db.session.no_autoflush:
         inst.version += 1
         inst.data = ctx.doc
@@ -230,8 +234,8 @@ def _apply(compiled: Compiled, inst: Instance, t: Transition, loaded: dict, stor
             db.session.add(Signature(instance=inst, state=inst.state, state_seq=inst.state_seq, trigger=t.trigger,
                                      role=acting.role, user_id=acting.user.id,
                                      on_behalf_of_id=_id(acting.on_behalf_of), signed_at=now))
+        _audit(inst, t.trigger, from_state, acting, stored, comment, now)
     db.session.flush()  # the optimistic lock: UPDATE … WHERE version = old, else StaleDataError
-    _audit(inst, t.trigger, from_state, acting, stored, comment, now)
     if t.signature:
         _complete_signing_if_met(compiled, inst, now)
 

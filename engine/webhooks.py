@@ -106,6 +106,7 @@ def create(actor, url: str, events: list[str], org_unit_id: int, testing: bool =
                    created_by_id=actor.id, org_unit_id=org_unit_id, created_at=clock.now())
     db.session.add(hook)
     db.session.commit()
+    _forget_active()
     return hook
 
 
@@ -128,6 +129,7 @@ def update(hook: Webhook, url: str | None = None, events: list[str] | None = Non
     if active is not None:
         hook.active = active
     db.session.commit()
+    _forget_active()
     return hook
 
 
@@ -156,8 +158,22 @@ def _subscribers(conn, event: str, unit_paths: dict[int, str]) -> dict[int, list
     return {uid: [hid for hid, path in hooks if upath.startswith(path)] for uid, upath in unit_paths.items()}
 
 
+# Whether any webhook is active, asked on every write: remembered for a few seconds per process (a webhook
+# created in another process starts receiving events within ACTIVE_TTL; in this one at once).
+ACTIVE_TTL = 5.0
+_active: list = [None, 0.0]  # [answer, when asked (monotonic)]
+
+
 def _any_active(session) -> bool:
-    return session.connection().execute(sa.select(Webhook.id).where(Webhook.active).limit(1)).first() is not None
+    answer, asked = _active
+    if answer is None or time.monotonic() - asked > ACTIVE_TTL:
+        answer = session.connection().execute(sa.select(Webhook.id).where(Webhook.active).limit(1)).first() is not None
+        _active[:] = [answer, time.monotonic()]
+    return answer
+
+
+def _forget_active() -> None:
+    _active[0] = None
 
 
 def _queue_events(session, events: list[tuple[str, str, int, dict]]) -> None:
@@ -223,7 +239,7 @@ def _orm_execute(state) -> None:
             events.append((Event.ESCALATED.value, event_id, row["instance_id"],
                            {"rung": context.get("rung"), "to": context.get("to")}))
         _queue_events(state.session, events)
-    elif state.is_update and table == Timer.__tablename__:
+    elif state.is_update and table == Timer.__tablename__ and _any_active(state.session):
         params = stmt.compile().params
         if params.get("status") != "fired":
             return
