@@ -53,6 +53,9 @@ def test_database_and_redis_down_give_503s_that_say_so(app, down_app, people, si
     body = r.get_json()
     assert body["status"] == "unavailable" and body["failed"] == ["database", "redis"]
     assert body["checks"]["database"]["error"] == "OperationalError"
+    r = c.get("/metrics")  # still scraped: says what is down
+    assert r.status_code == 200 and 'signoff_up{dependency="database"} 0.0' in r.get_data(as_text=True)
+    assert 'signoff_up{dependency="redis"} 0.0' in r.get_data(as_text=True)
 
     # The API: its one error shape, in the caller's language, with Retry-After.
     r = c.get("/api/v1/tasks", headers={"Authorization": "Bearer some-token"})

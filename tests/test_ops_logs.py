@@ -54,6 +54,8 @@ def test_request_lines_carry_the_request_id_user_and_timing(app, people, capture
     assert me["message"] == "GET /api/v1/me 200" and me["time"].endswith("+00:00")
     probe = next(x for x in access if x["path"] == "/healthz")
     assert probe["request_id"] == generated and probe["level"] == "DEBUG" and "user_id" not in probe
+    c.get("/metrics")
+    assert [x["level"] for x in map(json.loads, lines()) if x.get("path") == "/metrics"] == ["DEBUG"]  # scrapes
     assert "forged" not in json.dumps(records)
 
 

@@ -18,7 +18,7 @@ from flask import current_app, g, has_request_context, request
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")  # what we accept from a caller (and so echo into logs)
 CONTEXT_FIELDS = ("request_id", "job_id", "method", "path", "status", "duration_ms", "user_id")
-QUIET_ENDPOINTS = {"ops.healthz", "ops.readyz", "ops.metrics", "static"}  # probes and assets: DEBUG, not INFO
+QUIET_ENDPOINTS = {"ops.healthz", "ops.readyz", "ops.metrics_page", "static"}  # probes and assets: DEBUG, not INFO
 
 access_log = logging.getLogger("signoff.request")
 
