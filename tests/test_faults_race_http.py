@@ -63,7 +63,7 @@ class Racers:
         return [f.result() for f in futures]
 
 
-def test_fifty_concurrent_approve_or_return_per_step_over_http(app, ctx, people, deployment):  # noqa: F811
+def test_fifty_concurrent_approve_or_return_per_step_over_http(app, ctx, people, rq_queue, deployment):  # noqa: F811
     ids = []
     for _ in range(INSTANCES):
         inst = engine.start("discount_request", "S1", people["a1"], REQUEST)
