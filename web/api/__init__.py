@@ -27,7 +27,7 @@ class IdConverter(IntegerConverter):
 
 
 class CommonResponses(BasePlugin):
-    """Document what any operation may answer: 429 (rate limited) and 500, in the one error shape."""
+    """Document what any operation may answer: 429 (rate limited), 500 and 503, in the one error shape."""
 
     def operation_helper(self, path=None, operations=None, **kwargs):
         error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
@@ -35,6 +35,7 @@ class CommonResponses(BasePlugin):
             responses = operation.setdefault("responses", {})
             responses.setdefault("429", {"description": "Rate limited (see Retry-After)", **error})
             responses.setdefault("500", {"description": "Unexpected server error (no details are exposed)", **error})
+            responses.setdefault("503", {"description": "Database or queue unreachable (see Retry-After)", **error})
 
 
 class SignoffApi(Api):
