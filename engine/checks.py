@@ -48,7 +48,8 @@ def run_all() -> list[Check]:
 
 
 def configuration(cfg, production: bool) -> list[Check]:
-    """SECRET_KEY, BASE_URL, TIMEZONE and the MAIL_* settings (`cfg`: the app's config mapping)."""
+    """SECRET_KEY, BASE_URL, TIMEZONE, the MAIL_* settings and, in production, DATABASE_URL and REDIS_URL
+    (`cfg`: the app's config mapping)."""
     out = [Check("environment", Level.OK if production else Level.WARN,
                  "production" if production else "not the production configuration (set SIGNOFF_ENV=production)")]
     key = cfg['SECRET_KEY']
@@ -72,6 +73,19 @@ def configuration(cfg, production: bool) -> list[Check]:
     except (ZoneInfoNotFoundError, ValueError):
         out.append(Check("TIMEZONE", Level.FAIL, f"unknown timezone '{cfg['TIMEZONE']}'"))
     out.append(_mail_settings(cfg))
+    if production:
+        out += _services(cfg)
+    return out
+
+
+def _services(cfg) -> list[Check]:
+    """In production the database and Redis must be shared services, not the embedded development defaults."""
+    out = []
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        out.append(Check("DATABASE_URL", Level.WARN, "SQLite: one machine, one writer at a time (use PostgreSQL)"))
+    if not cfg["REDIS_URL"]:
+        out.append(Check("REDIS_URL", Level.FAIL, "empty: each machine would start its own embedded Redis, and "
+                                                  "workers elsewhere would never be woken"))
     return out
 
 

@@ -77,6 +77,18 @@ def test_database_and_redis_down_give_503s_that_say_so(app, down_app, people, si
     assert r.status_code == 503 and "Temporarily unavailable" in r.get_data(as_text=True)
 
 
+def test_redis_down_on_a_page_that_needs_it_is_a_503_too(app, tmp_path, people, signed_in, caplog):
+    database = app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://")
+    no_redis = app_with(tmp_path, TEST_DATABASE_URL=database, TEST_REDIS_URL="redis://127.0.0.1:1/0")
+    c = no_redis.test_client()
+    c.set_cookie("session", signed_in("admin").client.get_cookie("session").value)
+    assert c.get("/inbox").status_code == 200  # pages that do not need Redis still work
+    with caplog.at_level(logging.WARNING, logger="web.errors"):
+        r = c.get("/admin/incidents")  # lists the failed jobs kept in Redis
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5" and "暂时无法使用" in r.get_data(as_text=True)
+    assert "redis unavailable during GET /admin/incidents" in caplog.text
+
+
 @needs_postgres
 def test_the_pool_recovers_after_the_database_dropped_its_connections(app, people):
     token = tokens.issue(people["rep1"])
@@ -137,15 +149,19 @@ def test_check_fails_when_nothing_is_reachable(down_app):
 def test_check_configuration_rules_in_production():
     good = {"SECRET_KEY": "k" * 40, "BASE_URL": "https://signoff.example.com", "TIMEZONE": "Asia/Shanghai",
             "MAIL_SERVER": "smtp.example.com", "MAIL_PORT": 587, "MAIL_USE_TLS": True, "MAIL_USE_SSL": False,
-            "MAIL_USERNAME": "signoff", "MAIL_FROM": "signoff@example.com"}
+            "MAIL_USERNAME": "signoff", "MAIL_FROM": "signoff@example.com",
+            "SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://signoff@db/signoff", "REDIS_URL": "redis://redis:6379/0"}
     assert {c.level for c in checks.configuration(good, production=True)} == {checks.Level.OK}
     bad = {**good, "SECRET_KEY": "changeme", "BASE_URL": "signoff.example.com", "TIMEZONE": "Mars/Olympus",
-           "MAIL_USE_SSL": True}
+           "MAIL_USE_SSL": True, "REDIS_URL": ""}
     failed = {c.name for c in checks.configuration(bad, production=True) if c.level == checks.Level.FAIL}
-    assert failed == {"SECRET_KEY", "BASE_URL", "TIMEZONE", "MAIL settings"}
-    plain = {**good, "BASE_URL": "http://127.0.0.1:5000", "MAIL_USE_TLS": False}
+    assert failed == {"SECRET_KEY", "BASE_URL", "TIMEZONE", "MAIL settings", "REDIS_URL"}
+    plain = {**good, "BASE_URL": "http://127.0.0.1:5000", "MAIL_USE_TLS": False,
+             "SQLALCHEMY_DATABASE_URI": "sqlite:////srv/signoff.db"}
     warned = {c.name for c in checks.configuration(plain, production=True) if c.level == checks.Level.WARN}
-    assert warned == {"BASE_URL", "MAIL settings"}  # links to a local address; a password sent in clear
+    assert warned == {"BASE_URL", "MAIL settings", "DATABASE_URL"}  # local links, a password in clear, SQLite
+    assert not any(c.level == checks.Level.FAIL for c in checks.configuration(bad | {"SECRET_KEY": "x"}, False)
+                   if c.name in ("SECRET_KEY", "REDIS_URL"))  # development: its defaults are fine
 
 
 def test_redis_without_persistence_is_warned_at_start_up(app, ctx, tmp_path, caplog):
