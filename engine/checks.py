@@ -52,24 +52,24 @@ def configuration(cfg, production: bool) -> list[Check]:
     (`cfg`: the app's config mapping)."""
     out = [Check("environment", Level.OK if production else Level.WARN,
                  "production" if production else "not the production configuration (set SIGNOFF_ENV=production)")]
-    key = cfg['SECRET_KEY']
+    key = cfg["SECRET_KEY"]
     if key.lower() in WEAK_KEYS or len(key) < 16:
         out.append(Check("SECRET_KEY", Level.FAIL if production else Level.WARN, "a default or guessable value"))
     elif len(key) < 32:
         out.append(Check("SECRET_KEY", Level.WARN, f"only {len(key)} characters (use 32 or more random ones)"))
     else:
         out.append(Check("SECRET_KEY", Level.OK, f"set ({len(key)} characters)"))
-    url = urlsplit(cfg['BASE_URL'])
+    url = urlsplit(cfg["BASE_URL"])
     if url.scheme not in ("http", "https") or not url.hostname:
         out.append(Check("BASE_URL", Level.FAIL, f"'{cfg['BASE_URL']}' is not an http(s) URL (links in emails use it)"))
     elif production and (url.scheme != "https" or url.hostname in LOOPBACK):
         out.append(Check("BASE_URL", Level.WARN, f"{cfg['BASE_URL']}: emails would link to a plain-http or local "
                                                  f"address"))
     else:
-        out.append(Check("BASE_URL", Level.OK, cfg['BASE_URL']))
+        out.append(Check("BASE_URL", Level.OK, cfg["BASE_URL"]))
     try:
-        ZoneInfo(cfg['TIMEZONE'])
-        out.append(Check("TIMEZONE", Level.OK, cfg['TIMEZONE']))
+        ZoneInfo(cfg["TIMEZONE"])
+        out.append(Check("TIMEZONE", Level.OK, cfg["TIMEZONE"]))
     except (ZoneInfoNotFoundError, ValueError):
         out.append(Check("TIMEZONE", Level.FAIL, f"unknown timezone '{cfg['TIMEZONE']}'"))
     out.append(_mail_settings(cfg))
@@ -90,14 +90,14 @@ def _services(cfg) -> list[Check]:
 
 
 def _mail_settings(cfg) -> Check:
-    if cfg['MAIL_USE_TLS'] and cfg['MAIL_USE_SSL']:
+    if cfg["MAIL_USE_TLS"] and cfg["MAIL_USE_SSL"]:
         return Check("MAIL settings", Level.FAIL, "MAIL_USE_TLS and MAIL_USE_SSL are both set (pick one)")
-    if "@" not in cfg['MAIL_FROM']:
+    if "@" not in cfg["MAIL_FROM"]:
         return Check("MAIL settings", Level.FAIL, f"MAIL_FROM '{cfg['MAIL_FROM']}' is not an email address")
-    secured = cfg['MAIL_USE_TLS'] or cfg['MAIL_USE_SSL']
-    if cfg['MAIL_USERNAME'] and not secured and cfg['MAIL_SERVER'] not in LOOPBACK:
+    secured = cfg["MAIL_USE_TLS"] or cfg["MAIL_USE_SSL"]
+    if cfg["MAIL_USERNAME"] and not secured and cfg["MAIL_SERVER"] not in LOOPBACK:
         return Check("MAIL settings", Level.WARN, "a password would cross the network in clear (set MAIL_USE_TLS)")
-    how = "SSL" if cfg['MAIL_USE_SSL'] else "STARTTLS" if cfg['MAIL_USE_TLS'] else "plain"
+    how = "SSL" if cfg["MAIL_USE_SSL"] else "STARTTLS" if cfg["MAIL_USE_TLS"] else "plain"
     return Check("MAIL settings", Level.OK, f"{cfg['MAIL_SERVER']}:{cfg['MAIL_PORT']} ({how}), from {cfg['MAIL_FROM']}")
 
 
@@ -151,6 +151,7 @@ def smtp(cfg) -> Check:
     """Connect, EHLO (STARTTLS and login when configured), NOOP, QUIT: no mail is sent."""
     from engine.mail import _connect
 
+    where = f"{cfg['MAIL_SERVER']}:{cfg['MAIL_PORT']}"
     try:
         conn = _connect(cfg)
         try:
@@ -159,7 +160,7 @@ def smtp(cfg) -> Check:
         finally:
             conn.quit()
     except (smtplib.SMTPException, OSError) as e:
-        return Check("smtp", Level.FAIL, f"{cfg['MAIL_SERVER']}:{cfg['MAIL_PORT']}: {type(e).__name__}: {e}")
+        return Check("smtp", Level.FAIL, f"{where}: {type(e).__name__}: {e}")
     if code != 250:
-        return Check("smtp", Level.WARN, f"{cfg['MAIL_SERVER']}:{cfg['MAIL_PORT']} answered NOOP with {code}")
-    return Check("smtp", Level.OK, f"{cfg['MAIL_SERVER']}:{cfg['MAIL_PORT']} answers")
+        return Check("smtp", Level.WARN, f"{where} answered NOOP with {code}")
+    return Check("smtp", Level.OK, f"{where} answers")
