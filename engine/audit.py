@@ -22,14 +22,12 @@ def digest(event: AuditEvent, prev_hash: str | None) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-_HEAD = (sa.select(AuditEvent.hash).where(AuditEvent.instance_id == sa.bindparam("instance_id"))
-         .order_by(AuditEvent.seq.desc()).limit(1))
-
-
-def seal(event: AuditEvent) -> None:
-    """Chain a new event to the instance's previous one (inside the writing transaction)."""
-    event.prev_hash = db.session.scalar(_HEAD, {"instance_id": event.instance_id})
+def seal(event: AuditEvent, instance) -> None:
+    """Chain a new event to the instance's previous one (inside the writing transaction, the instance locked),
+    and make it the instance's chain head."""
+    event.prev_hash = instance.audit_hash
     event.hash = digest(event, event.prev_hash)
+    instance.audit_hash = event.hash
 
 
 @dataclass(frozen=True)

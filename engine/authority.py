@@ -44,9 +44,16 @@ class Seen:
     """What Standing looks up about the actor, shared across the instances of one request (the inbox):
     whom they act for, and the roles each of those people holds at each unit."""
 
-    def __init__(self, actor: User, at: datetime):
-        self.principals = org.principals(actor, at) if actor.active else []
+    def __init__(self, actor: User, at: datetime, unit: OrgUnit | None = None):
+        """With `unit` (one instance's), the roles there come in the same query as the principals."""
         self.roles: dict[tuple[int, int], set[str]] = {}
+        if not actor.active:
+            self.principals = []
+        elif unit is None:
+            self.principals = org.principals(actor, at)
+        else:
+            self.principals, roles = org.principals_with_roles(actor, unit, at)
+            self.roles.update({(person_id, unit.id): held for person_id, held in roles.items()})
 
     def roles_at(self, person: User, unit) -> set[str]:
         key = (person.id, unit.id)
@@ -61,7 +68,7 @@ class Standing:
     def __init__(self, instance: Instance, actor: User, at: datetime, seen: Seen | None = None):
         self.instance = instance
         self.actor = actor
-        self.seen = seen or Seen(actor, at)
+        self.seen = seen or Seen(actor, at, instance.org_unit)
         self.principals = self.seen.principals
 
     @cached_property

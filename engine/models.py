@@ -50,6 +50,8 @@ class Instance(db.Model):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # Set by the scheduler ("stocktake:SH01:2026-11"): at most one instance per store per period.
     dedupe_key: Mapped[str | None] = mapped_column(sa.String(128), unique=True)
+    # The hash of the latest audit event: the next one chains to it without reading the trail back.
+    audit_hash: Mapped[str | None] = mapped_column(sa.String(64))
 
     org_unit: Mapped[OrgUnit] = relationship()
     created_by: Mapped[User | None] = relationship(foreign_keys=[created_by_id])

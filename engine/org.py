@@ -218,6 +218,20 @@ def principals(user: User, at: datetime | None = None) -> list[tuple[User, User 
     return [(user, None)] + [(user, d) for d in delegators]
 
 
+def principals_with_roles(user: User, unit: OrgUnit, at: datetime) -> tuple[list, dict[int, set[str]]]:
+    """`principals(user, at)`, and the roles each of those people holds covering `unit`, in one query."""
+    rows = db.session.execute(_principals_roles_q(), {"user_id": user.id, "units": unit.ancestor_ids, "at": at}).all()
+    roles: dict[int, set[str]] = {}
+    delegators: dict[int, User] = {}
+    for person, role in rows:
+        roles.setdefault(person.id, set())
+        if role:
+            roles[person.id].add(role)
+        if person.id != user.id:
+            delegators[person.id] = person
+    return [(user, None)] + [(user, d) for d in delegators.values()], roles
+
+
 # The hot lookups (every transition makes them) are built once with bound parameters: building a statement
 # costs more Python than running it.
 
@@ -227,6 +241,19 @@ def _delegators_q():
     return (sa.select(User).join(Delegation, Delegation.from_user_id == User.id)
             .where(Delegation.to_user_id == sa.bindparam("user_id"), Delegation.starts_at <= at,
                    Delegation.ends_at > at, User.active))
+
+
+@functools.cache
+def _principals_roles_q():
+    at = sa.bindparam("at")
+    user_id = sa.bindparam("user_id")
+    delegators = sa.select(Delegation.from_user_id).where(Delegation.to_user_id == user_id, Delegation.starts_at <= at,
+                                                          Delegation.ends_at > at)
+    return (sa.select(User, RoleAssignment.role)
+            .outerjoin(RoleAssignment, sa.and_(RoleAssignment.user_id == User.id,
+                                               RoleAssignment.org_unit_id.in_(sa.bindparam("units", expanding=True))))
+            .where(sa.or_(User.id == user_id, sa.and_(User.id.in_(delegators), User.active)))
+            .order_by(User.id))
 
 
 @functools.cache

@@ -262,7 +262,7 @@ def _audit(inst: Instance, trigger: str, from_state: str | None, acting: Acting,
     event = AuditEvent(instance_id=inst.id, seq=inst.version, trigger=trigger, from_state=from_state,
                        to_state=inst.state, actor_id=_id(acting.user), on_behalf_of_id=_id(acting.on_behalf_of),
                        data=data, comment=comment, created_at=now)
-    audit.seal(event)
+    audit.seal(event, inst)
     db.session.add(event)
 
 

@@ -68,3 +68,19 @@ def test_no_code_path_updates_or_deletes_an_event(trail):
         db.session.execute(sa.update(AuditEvent).values(comment="x"))
     db.session.rollback()
     assert len(events(first)) == 3
+
+
+def test_the_migration_gives_existing_instances_their_chain_head(app, trail, people):
+    from flask_migrate import downgrade, upgrade
+
+    from engine.models import Instance
+
+    _, second = trail
+    db.session.commit()
+    downgrade(revision="a1c4e2f9b7d3")  # instances without a chain head, as before the migration
+    upgrade()
+    db.session.expire_all()
+    assert db.session.get(Instance, second.id).audit_hash == events(second)[-1].hash
+    engine.fire(second.id, "withdraw", people["a2"])  # the next event chains on from the head it was given
+    r = verify(app)
+    assert r.exit_code == 0 and "6 audit events checked, 0 problem(s)" in r.output
