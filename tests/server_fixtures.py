@@ -77,11 +77,12 @@ class Process:
 class Web(Process):
     """gunicorn serving wsgi:app on a free loopback port."""
 
-    def __init__(self, env: dict, log_dir: Path, workers: int, threads: int, timeout: int, name: str):
+    def __init__(self, env: dict, log_dir: Path, workers: int, threads: int, timeout: int, keep_alive: int,
+                 name: str):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [str(BIN / "gunicorn"), "--workers", str(workers), "--threads", str(threads),
-                "--timeout", str(timeout), "--graceful-timeout", "5",
+                "--timeout", str(timeout), "--graceful-timeout", "5", "--keep-alive", str(keep_alive),
                 "--bind", f"127.0.0.1:{self.port}",
                 # gunicorn's control socket defaults to one path per user: two servers on a machine would clash
                 "--control-socket", str(log_dir / f"{name}.ctl"), "wsgi:app"]
@@ -119,8 +120,9 @@ class Deployment:
     def env(self, **overrides) -> dict:
         return {**self.base_env, **{k: str(v) for k, v in overrides.items()}}
 
-    def gunicorn(self, workers: int = 2, threads: int = 1, timeout: int = 30, **env) -> Web:
-        web = Web(self.env(**env), self.log_dir, workers, threads, timeout, f"gunicorn-{len(self.processes)}")
+    def gunicorn(self, workers: int = 2, threads: int = 1, timeout: int = 30, keep_alive: int = 2, **env) -> Web:
+        web = Web(self.env(**env), self.log_dir, workers, threads, timeout, keep_alive,
+                  f"gunicorn-{len(self.processes)}")
         self.processes.append(web)
         web.wait_ready()
         return web

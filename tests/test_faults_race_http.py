@@ -22,6 +22,7 @@ from tests.server_fixtures import deployment  # noqa: F401
 
 REQUEST = {"customer": "李女士", "amount": "1280.00", "discount_percent": "15", "reason": "老客户"}
 INSTANCES, CALLS = 100, 50
+KEEP_ALIVE = 60
 # Who may act on store_review at S1: the two store managers approve or return; the regional managers above
 # (EAST, HQ) may return it too. The submitter, a1, may do neither.
 APPROVERS, RETURNERS = ("sm1", "sm1asst"), ("sm1", "sm1asst", "east", "boss")
@@ -37,7 +38,10 @@ def _calls(rng: random.Random) -> list[tuple[str, str]]:
 
 
 class Racers:
-    """CALLS threads, each with its own keep-alive HTTP session, released together by a barrier per step."""
+    """CALLS threads, each with its own keep-alive HTTP session, released together by a barrier per step.
+
+    gunicorn keeps idle connections open for KEEP_ALIVE seconds, far longer than a step takes, so a session
+    never sends a call on a connection the server has just closed (that call would be lost, not refused)."""
 
     def __init__(self, base: str, bearer: dict[str, str]):
         self.base, self.bearer = base, bearer
@@ -72,7 +76,7 @@ def test_fifty_concurrent_approve_or_return_per_step_over_http(app, ctx, people,
     bearer = {login: tokens.issue(people[login]) for login in set(APPROVERS + RETURNERS)}
     # 5,000 calls from four people in well under a minute would hit the per-user budget (429): that limit has
     # its own test; here every call must reach the engine.
-    web = deployment.gunicorn(workers=4, threads=4, API_RATE_LIMIT=0)
+    web = deployment.gunicorn(workers=4, threads=4, keep_alive=KEEP_ALIVE, API_RATE_LIMIT=0)
 
     racers, rng = Racers(web.url, bearer), random.Random(8)
     statuses, winners, bad = Counter(), {}, []
