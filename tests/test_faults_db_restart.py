@@ -174,7 +174,7 @@ def test_postgres_restart_under_load(pg, tmp_path):
         db.engine.dispose()  # the test holds no connection across the restart
 
     try:
-        web = deployment.gunicorn(workers=2, threads=2, API_RATE_LIMIT=0)
+        web = deployment.gunicorn(workers=2, threads=2, keep_alive=30, API_RATE_LIMIT=0)  # sessions reuse connections
         worker = deployment.worker()
         web_pids = {web.pid, *web.worker_pids()}
         load = Load(web.url, bearer)
@@ -226,6 +226,7 @@ def test_postgres_restart_under_load(pg, tmp_path):
     unavailable = [r for r in records if r[2] == 503]
     bad_503 = [r for r in unavailable if not r[3].get("Content-Type", "").startswith("application/json")
                or requests.compat.json.loads(r[4]).get("error") != "service_unavailable"
+               or not requests.compat.json.loads(r[4]).get("message")
                or "Retry-After" not in r[3]]
     traces = [r for r in records if "Traceback" in r[4] or 'File "' in r[4]]
 
