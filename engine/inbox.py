@@ -1,4 +1,4 @@
-"""The inbox: instances with a step the actor can act on now, most urgent first."""
+"""The inbox: open instances with a step the actor can act on now, most urgent first."""
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,7 +36,9 @@ def inbox(actor: User, limit: int = 500) -> list[Task]:
     person_ids = [p.id for p in persons]
     clauses = []
     for compiled in registry.all_versions():
-        for state in compiled.states:
+        for state, definition in compiled.states.items():
+            if definition.final:
+                continue  # a closed instance that may be reopened is not work anyone owes
             roles = {r for t in compiled.transitions_from(state) if not t.system_only for r in t.roles}
             who = [OrgUnit.path.startswith(path) for role, path in held if role in roles]
             if CREATOR in roles:
@@ -50,7 +52,8 @@ def inbox(actor: User, limit: int = 500) -> list[Task]:
     if not clauses:
         return []
     candidates = db.session.scalars(
-        sa.select(Instance).join(OrgUnit, Instance.org_unit_id == OrgUnit.id).where(sa.or_(*clauses))
+        sa.select(Instance).join(OrgUnit, Instance.org_unit_id == OrgUnit.id)
+        .where(Instance.closed_at.is_(None), sa.or_(*clauses))
         .order_by(Instance.due_at.is_(None), Instance.due_at, Instance.created_at).limit(limit)).all()
     tasks = []
     for inst in candidates:

@@ -20,6 +20,9 @@ def test_golden_path_with_reopen_and_low_satisfaction_review(people, clock):
     engine.fire(inst.id, "follow_up", people["agent"], {"satisfaction": 4, "follow_up_notes": "满意"})
     inst = engine.fire(inst.id, "close", people["agent"])
     assert inst.state == "closed" and inst.data["satisfaction"] == 4
+    # Closed is not work anyone owes: out of the inbox, though it may still be reopened from its page.
+    assert inst.id not in {t.instance.id for t in engine.inbox(people["agent"])}
+    assert "reopen" in [t.trigger for t in engine.available_actions(reload(inst), people["agent"])]
     clock.advance(days=10)
     engine.fire(inst.id, "reopen", people["agent"], {"reason": "顾客再次来电：仍有问题"})
     assert reload(inst).state == "assigned"
