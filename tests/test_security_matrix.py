@@ -5,6 +5,7 @@ someone else's object is 403/404, a write is 403/404/409 and changes nothing; th
 the test can fail). ROUTES must name every such route in the URL map: a new one without an entry fails here.
 """
 import io
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -279,3 +280,31 @@ def test_a_regions_administrator_does_not_reach_people_who_also_work_elsewhere(w
     assert fingerprint() == before
     assert api.patch("/users/xsm", as_="admin", json={"email": "xsm@example.org"}).status_code == 200
     assert api.post("/delegations", as_="admin", json=body).status_code == 201
+
+
+def test_listings_show_exactly_what_each_person_may_see(world, actors, clock):
+    """The routes without an id list objects: API instances (also filtered to another region), tasks and the
+    overdue report, and the UI inbox and dashboard. Each shows exactly the instances the actor may see."""
+    clock.advance(days=2)  # every step is overdue now: the overdue report has rows to leak
+    ids = {unit: o.key for unit, o in world.instances.items()}
+    checked = 0
+    for login in ACTORS[1:]:
+        active = login != "off"
+        units = {u for u in ids if active and login in VIEWERS[u]}
+        seen = {ids[u] for u in units}
+        listed = actors.api.get("/instances?limit=200", as_=login)
+        if not active:
+            assert listed.status_code == 401
+            continue
+        assert {i["id"] for i in listed.json["items"]} == seen, login
+        south = actors.api.get("/instances?org_unit=S3", as_=login).json["items"]
+        assert {i["id"] for i in south} == seen & {ids["S3"]}, login
+        assert {t["instance"]["id"] for t in actors.api.get("/tasks", as_=login).json} <= seen, login
+        report = actors.api.get("/reports/overdue", as_=login).json
+        assert {row["org_unit"]["code"] for row in report} <= units, login
+        for page in ("/inbox", "/dashboard?month=2026-12"):
+            html = actors.ui(login).get(page).get_data(as_text=True)
+            assert {int(i) for i in re.findall(r'href="/instances/(\d+)', html)} <= seen, (login, page)
+        checked += 1
+    print(f"\nlistings: {checked} active people × 6 listings (API instances, API instances in S3, tasks, overdue "
+          f"report, inbox, dashboard) showed only what they may see; the deactivated one got 401")
