@@ -2,7 +2,7 @@
 processes, and `flask --app wsgi worker` RQ workers, started as subprocesses the way README's "Running in
 production" says, against the test database and Redis.
 
-Use `deployment` (a fixture): `web = deployment.gunicorn(workers=4)`, `deployment.worker()`; everything it
+Use `deployment` (a fixture): `web = deployment.gunicorn(workers=4, threads=4)`, `deployment.worker()`; all it
 started is stopped when the test ends, and the logs are printed when a test fails so the cause is visible.
 """
 import os
@@ -89,13 +89,13 @@ class Web(Process):
         super().__init__(name, argv, env, log_dir)
 
     def wait_ready(self, deadline: float = 30) -> None:
-        """Until the app answers /healthz (every gunicorn worker imports the app before accepting)."""
+        """Until the app answers /readyz with 200: the processes serve, the database and Redis answer."""
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             if not self.alive():
                 raise RuntimeError(f"gunicorn exited with {self.proc.returncode}:\n{self.log()[-3000:]}")
             try:
-                if requests.get(self.url + "/healthz", timeout=2).status_code == 200:
+                if requests.get(self.url + "/readyz", timeout=5).status_code == 200:
                     return
             except requests.RequestException:
                 pass
