@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 
 from engine import calendar, clock, registry
-from engine.db import db
+from engine.db import db, in_ids
 from engine.errors import InvalidInput
 from engine.models import AuditEvent, Instance, Timer
 from engine.org import OrgUnit, User
@@ -79,25 +79,32 @@ def sla(actor: User, workflow: str, start: datetime, end: datetime) -> list[Step
     compiled = registry.get(workflow)
     now = clock.now()
     # Only the instances with an event in the period can have a visit ending in it: found through the index on
-    # the events' time, so the report costs what the period holds, not what the company's history holds.
-    active = (sa.select(AuditEvent.instance_id).where(AuditEvent.created_at >= start, AuditEvent.created_at < end)
-              .distinct().subquery())
-    units = dict(db.session.execute(
-        sa.select(Instance.id, Instance.org_unit_id).join(active, active.c.instance_id == Instance.id)
-        .where(visibility(actor, now), Instance.workflow == workflow).order_by(Instance.id).limit(MAX_SCAN)).all())
-    unit_by_id = {u.id: u for u in db.session.scalars(sa.select(OrgUnit).where(OrgUnit.id.in_(set(units.values()))))}
+    # the events' time, then looked up by id a chunk at a time, so the report costs what the period holds, not
+    # what the company's history holds.
+    active = db.session.scalars(sa.select(AuditEvent.instance_id).where(
+        AuditEvent.created_at >= start, AuditEvent.created_at < end).distinct()).all()
+    may_see = visibility(actor, now)
+    units: dict[int, int] = {}
     events: dict[int, list] = defaultdict(list)
     deadlines: dict[tuple[int, int], datetime] = {}
-    for chunk in _chunks(list(units), 1000):
+    for chunk in _chunks(sorted(active), 5000):
+        if len(units) >= MAX_SCAN:
+            break
+        visible = dict(db.session.execute(sa.select(Instance.id, Instance.org_unit_id).where(
+            in_ids(Instance.id, chunk), Instance.workflow == workflow, may_see)).all())
+        if not visible:
+            continue
+        units.update(visible)
         for e in db.session.execute(sa.select(AuditEvent.instance_id, AuditEvent.from_state, AuditEvent.to_state,
                                               AuditEvent.created_at)
-                                    .where(AuditEvent.instance_id.in_(chunk))
+                                    .where(in_ids(AuditEvent.instance_id, visible))
                                     .order_by(AuditEvent.instance_id, AuditEvent.seq)):
             events[e.instance_id].append(e)
         for inst_id, seq, due in db.session.execute(
                 sa.select(Timer.instance_id, Timer.state_seq, Timer.due_at)
-                .where(Timer.instance_id.in_(chunk), Timer.rung == 0)):
+                .where(in_ids(Timer.instance_id, visible), Timer.rung == 0)):
             deadlines[(inst_id, seq)] = due
+    unit_by_id = {u.id: u for u in db.session.scalars(sa.select(OrgUnit).where(OrgUnit.id.in_(set(units.values()))))}
     cal = calendar.current()
     hours: dict[str, list[float]] = defaultdict(list)
     late: dict[str, int] = defaultdict(int)
