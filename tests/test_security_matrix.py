@@ -10,6 +10,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from engine import org
 from tests.security_fixtures import (  # noqa: F401
     BOOK_LOADERS,
     PLAN_RETURNERS,
@@ -223,6 +224,8 @@ def _api_caller(api, login):
 
 
 def test_no_one_reaches_an_object_outside_their_scope(app, world, actors, rq_queue):
+    held = {role for login in ACTORS if login for role, _unit in org.roles_of(world.people[login])}
+    assert held == {r.value for r in org.Role}, f"no actor holds: {sorted({r.value for r in org.Role} - held)}"
     anonymous = Session(app)
     counts = Counter()
     failures = []
