@@ -6,6 +6,7 @@ and re-armed by the reconciler that every worker runs each RECONCILE_INTERVAL.
 """
 import logging
 import os
+import signal
 import time
 from datetime import datetime, timedelta
 
@@ -80,6 +81,27 @@ def send_mail() -> dict:
 
 def reconcile() -> int:
     return timers.reconcile()
+
+
+def run_worker(app, burst: bool = False) -> None:
+    """Run a worker (with RQ's scheduler) until it is asked to stop (SIGTERM, SIGINT) or, in burst mode, until
+    the queue is empty. RQ ends its work loop on some Redis errors, such as a Redis restart caught at the wrong
+    moment; a fresh worker takes over then, so a Redis restart never leaves the site without workers."""
+    pause = 1
+    while True:
+        worker, started = AppWorker.for_app(app, [queue.current()]), time.monotonic()
+        try:
+            worker.work(with_scheduler=True, burst=burst)
+        except RedisError as e:  # raised while tearing down, with Redis still away
+            log.warning("worker stopped: %s", e)
+        if burst or worker._shutdown_requested_date is not None:  # RQ's mark of a SIGTERM / SIGINT
+            return
+        pause = 1 if time.monotonic() - started > 60 else pause  # back off only while it keeps failing
+        log.warning("worker stopped without being asked to (Redis unavailable?); a new one starts in %d s", pause)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # RQ's handlers belong to the worker that stopped
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        time.sleep(pause)
+        pause = min(pause * 2, 30)
 
 
 class AppWorker(Worker):

@@ -201,18 +201,20 @@ def private_redis_fixture(tmp_path):
 
 @dataclass(frozen=True)
 class Loaded:
+    instance_ids: list[int]
     timer_ids: list[int]
     expected: dict[str, tuple[int, str]]  # Message-ID → (instance id, recipient login)
 
 
-def load_due_timers(n: int, first_due: datetime, spread: float) -> Loaded:
-    """n discount requests waiting for their store manager (S1, S2, S3 in turn), each with one ladder rung
-    (reminder and escalation in turn) due between `first_due` and `spread` seconds later. Bulk-loaded: the
-    engine's own path to this state is covered by the workflow tests; here the point is what the workers do."""
+def load_due_timers(n: int, first_due: datetime, spread: float, rungs: tuple[int, ...] = (1, 2)) -> Loaded:
+    """n discount requests waiting for their store manager (S1, S2, S3 in turn), each with one timer due between
+    `first_due` and `spread` seconds later: `rungs` in turn (0: the deadline itself, no mail; 1: the reminder;
+    2: the escalation). Bulk-loaded: the engine's own path to this state is covered by the workflow tests; here
+    the point is what the workers do."""
     units = {u.code: u.id for u in db.session.scalars(sa.select(OrgUnit).where(OrgUnit.code.in_(CREATORS)))}
     users = {u.login: u.id for u in db.session.scalars(sa.select(User))}
     now = datetime.now(UTC)
-    plan = [(code, 1 + i % 2, first_due + timedelta(seconds=spread * i / max(1, n - 1)))
+    plan = [(code, rungs[i % len(rungs)], first_due + timedelta(seconds=spread * i / max(1, n - 1)))
             for i, code in enumerate(list(CREATORS) * (n // 3 + 1))][:n]
     ids = db.session.scalars(sa.insert(Instance).returning(Instance.id), [
         {"workflow": "discount_request", "definition_version": 1, "org_unit_id": units[code], "state": "store_review",
@@ -220,13 +222,13 @@ def load_due_timers(n: int, first_due: datetime, spread: float) -> Loaded:
          "updated_at": now, "state_entered_at": now, "due_at": due} for code, _, due in plan]).all()
     timer_ids = db.session.scalars(sa.insert(Timer).returning(Timer.id), [
         {"instance_id": iid, "state": "store_review", "state_seq": 2, "rung": rung,
-         "action": "remind" if rung == 1 else "escalate", "due_at": due, "status": "pending"}
+         "action": ("deadline", "remind", "escalate")[rung], "due_at": due, "status": "pending"}
         for iid, (_, rung, due) in zip(ids, plan, strict=True)]).all()
     db.session.commit()
     expected = {f"<timer.{tid}.{users[login]}@signoff>": (iid, login)
                 for tid, iid, (code, rung, _) in zip(timer_ids, ids, plan, strict=True)
-                for login in RECIPIENTS[(code, rung)]}
-    return Loaded(timer_ids, expected)
+                for login in RECIPIENTS.get((code, rung), ())}
+    return Loaded(ids, timer_ids, expected)
 
 
 def timer_statuses(timer_ids: list[int]) -> dict[str, int]:
@@ -237,10 +239,13 @@ def timer_statuses(timer_ids: list[int]) -> dict[str, int]:
     return dict(rows)
 
 
-def notification_statuses(keys_like: str = "timer:%") -> dict[str, int]:
+def notification_statuses(loaded: Loaded, keys_like: str = "timer:%") -> dict[str, int]:
+    """Statuses of the notifications about `loaded`'s instances (not those of instances the workers' scheduler
+    starts meanwhile, such as the stores' daily handovers)."""
     db.session.rollback()
     rows = db.session.execute(sa.select(Notification.status, sa.func.count())
-                              .where(Notification.idempotency_key.like(keys_like))
+                              .where(Notification.idempotency_key.like(keys_like),
+                                     Notification.instance_id.in_(loaded.instance_ids))
                               .group_by(Notification.status)).all()
     db.session.rollback()
     return dict(rows)

@@ -36,7 +36,7 @@ def test_sigkill_the_workers_while_1000_deadlines_fall_due(app, people, smtp, rq
     total = len(loaded.expected)
 
     def progress() -> tuple[int, int]:
-        return timer_statuses(loaded.timer_ids).get("fired", 0), notification_statuses().get("sent", 0)
+        return timer_statuses(loaded.timer_ids).get("fired", 0), notification_statuses(loaded).get("sent", 0)
 
     rng = random.Random(8)
     at_kills = []
@@ -56,7 +56,7 @@ def test_sigkill_the_workers_while_1000_deadlines_fall_due(app, people, smtp, rq
     time.sleep(1)  # anything still in flight lands before counting
     group.stop()
     counts = count_deliveries(smtp, loaded)
-    timers, mails = timer_statuses(loaded.timer_ids), notification_statuses()
+    timers, mails = timer_statuses(loaded.timer_ids), notification_statuses(loaded)
     print(f"{N_TIMERS} timers, {total} emails expected, {group.kills} kills of {N_WORKERS} workers; done after "
           f"{elapsed:.1f} s: timers {timers}, notifications {mails}; {counts}")
     assert done, (timers, mails)

@@ -25,6 +25,7 @@ from tests.conftest import needs_postgres
 from tests.fault_fixtures import (
     REQUEST,
     ROOT,
+    Loaded,
     count_deliveries,
     load_due_timers,
     notification_statuses,
@@ -52,25 +53,25 @@ def test_smtp_down_then_back_delivers_each_once_and_a_refused_address_fails_visi
     def attempts() -> list[int]:
         db.session.rollback()
         return db.session.scalars(sa.select(Notification.attempts).where(
-            Notification.idempotency_key.like("timer:%"))).all()
+            Notification.instance_id.in_(loaded.instance_ids))).all()
 
     assert wait_until(lambda: len(attempts()) == len(loaded.expected) and min(attempts()) >= 1, timeout=60)
     time.sleep(OUTAGE)
     db.session.rollback()
     snapshot, rows = datetime.now(UTC), db.session.execute(sa.select(Notification.attempts, Notification.created_at)
-                                                           .where(Notification.idempotency_key.like("timer:%"))).all()
+                                                           .where(Notification.instance_id.in_(loaded.instance_ids))).all()
     during = [a for a, _ in rows]
     # The k-th attempt comes no sooner than the sum of the first k-1 waits after the first (written at firing).
     ages = [(a, (snapshot - created).total_seconds()) for a, created in rows]
     too_many = [(a, round(age, 1)) for a, age in ages if a > sum(sum(BACKOFF[:k]) <= age for k in range(len(BACKOFF)))]
     errors = set(db.session.scalars(sa.select(Notification.last_error).where(
-        Notification.idempotency_key.like("timer:%"))))
-    statuses_down = notification_statuses()
+        Notification.instance_id.in_(loaded.instance_ids))))
+    statuses_down = notification_statuses(loaded)
     smtp.start()
-    assert wait_until(lambda: set(notification_statuses()) <= {"sent", "failed"}, timeout=60, step=0.5)
+    assert wait_until(lambda: set(notification_statuses(loaded)) <= {"sent", "failed"}, timeout=60, step=0.5)
     time.sleep(1)
     counts = count_deliveries(smtp, delivered)
-    statuses = notification_statuses()
+    statuses = notification_statuses(loaded)
     print(f"{len(loaded.timer_ids)} timers {timer_statuses(loaded.timer_ids)}; {len(loaded.expected)} emails, "
           f"{len(refused)} to the refused address; while down for {OUTAGE} s: {statuses_down}, attempts per email "
           f"min {min(during)} max {max(during)}; after: {statuses}; {counts}")
@@ -123,14 +124,13 @@ def _mail_job_queued(rq_queue) -> bool:
 
 
 def test_a_killed_sender_leaves_only_its_one_message_behind(app, people, clock, smtp, rq_queue):
-    for _ in range(10):
-        engine.start("discount_request", "S1", people["a1"], REQUEST)  # a task email to a1 each
+    started = Loaded([engine.start("discount_request", "S1", people["a1"], REQUEST).id for _ in range(10)], [], {})
     child = multiprocessing.get_context("fork").Process(target=_send_then_die, args=(app, 4))
     child.start()
     child.join(60)
     assert child.exitcode == -signal.SIGKILL
     db.session.rollback()
-    left = notification_statuses("task:%")
+    left = notification_statuses(started, "task:%")
     print(f"after the kill: {left}")
     assert left == {"sent": 4, "sending": 1, "pending": 5}  # before: the other 5 were leased too, for 5 minutes
 
@@ -138,7 +138,7 @@ def test_a_killed_sender_leaves_only_its_one_message_behind(app, people, clock, 
     timers.reconcile()
     assert _mail_job_queued(rq_queue)  # the 5 pending
     assert mail.send_pending().sent == 5  # another sender takes them at once
-    assert notification_statuses("task:%") == {"sent": 9, "sending": 1}
+    assert notification_statuses(started, "task:%") == {"sent": 9, "sending": 1}
 
     rq_queue.connection.flushdb()
     clock.advance(seconds=app.config["MAIL_LEASE"] - 1)

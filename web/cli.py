@@ -131,12 +131,10 @@ def demo():
 @click.option("--burst", is_flag=True, help="Stop when the queue is empty.")
 def worker(burst):
     """Run an RQ worker (with scheduler): fires due timers, sends mail, reconciles Redis with the database."""
-    from engine import queue
-    from engine.jobs import AppWorker
+    from engine.jobs import run_worker
 
     health.warn_unsafe_redis(current_app.config["SIGNOFF_CONFIG"])  # a warning, not a refusal to start
-    w = AppWorker.for_app(current_app._get_current_object(), [queue.current()])
-    w.work(with_scheduler=True, burst=burst)
+    run_worker(current_app._get_current_object(), burst)
 
 
 @calendar_cli.command("show")
