@@ -17,6 +17,7 @@ import multiprocessing
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 from bench.common import ROOT, bench_env, ensure_database, free_port, fresh_app, percentiles
 from bench.engine import load, ours
@@ -41,13 +42,16 @@ def production_env(env: dict) -> dict:
 
 
 def start_gunicorn(env: dict, port: int, workers: int) -> subprocess.Popen:
-    """gunicorn serving wsgi:app; returns once it answers on the port."""
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                             "wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """gunicorn serving wsgi:app, its log in the run's instance directory (a pipe nobody reads would fill
+    and stall the workers); returns once it answers on the port."""
+    log = Path(env["SIGNOFF_INSTANCE"]) / "gunicorn.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
+                                 "wsgi:app"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     end = time.time() + 60
     while time.time() < end:
         if proc.poll() is not None:
-            raise SystemExit(f"gunicorn exited:\n{proc.stderr.read().decode()[-2000:]}")
+            raise SystemExit(f"gunicorn exited:\n{log.read_text()[-2000:]}")
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
             conn.request("GET", "/api/v1/me")
@@ -145,11 +149,13 @@ def main() -> int:
                         help="complaints loaded per run (more than a run can resolve)")
     parser.add_argument("--clients", default="1,4", help="client processes, comma-separated")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--log-level", default="WARNING",
+                        help="LOG_LEVEL of both sides (INFO logs two lines of the transitions library per step)")
     parser.add_argument("--profile", type=int, metavar="N", default=0,
                         help="profile N approvals in-process (Flask test client) instead of the benchmark")
     args = parser.parse_args()
 
-    env = bench_env(ensure_database(args.pg, args.database), args.redis_url)
+    env = bench_env(ensure_database(args.pg, args.database), args.redis_url, LOG_LEVEL=args.log_level)
     if args.profile:
         profile(env, args.profile)
         return 0
@@ -176,7 +182,10 @@ def main() -> int:
     finally:
         if server is not None:
             server.terminate()
-            server.wait(20)
+            try:
+                server.wait(30)
+            except subprocess.TimeoutExpired:
+                server.kill()
     print("target: HTTP >= 0.50 x engine.fire at the same concurrency")
     return 0
 
