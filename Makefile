@@ -60,3 +60,5 @@ bench: install-dev
 	$(BIN)/python -m bench.deadlines
 	$(BIN)/python -m bench.engine
 	$(BIN)/python -m bench.scale
+	$(BIN)/python -m bench.api
+	$(BIN)/python -m bench.memory
