@@ -264,3 +264,22 @@ def test_postgres_restart_under_load(pg, tmp_path):
     assert half_applied == {} and broken == [] and wrong_state == {}, (half_applied, broken[:3], wrong_state)
     assert states["approved"] > 0
     assert audit.returncode == 0, audit.stdout + audit.stderr
+
+
+def test_a_connection_dropped_after_the_response_does_not_replace_it_with_a_500(app):
+    """The restart can drop a connection after a view has made its response (a 200 for a committed action) and
+    before the request ends. Ending the request rolls its session back; on the dead connection that raised
+    out of Flask's teardown, and gunicorn answered its own HTML 500 instead. Now the connection is discarded."""
+    if not os.environ.get("TEST_DATABASE_URL"):
+        pytest.skip("PostgreSQL only (pg_terminate_backend)")
+    ctx = app.app_context()
+    ctx.push()
+    try:
+        pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar()  # the request's open transaction
+        with db.engine.connect() as other:  # the database ends that session, as a restart does
+            other.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    finally:
+        ctx.pop()  # the end of the request: must not raise
+    with app.app_context():
+        assert db.session.execute(sa.text("SELECT 1")).scalar() == 1  # the pool replaced the connection
+    print(f"\nconnection {pid} terminated under an open request: the request ended cleanly, the next one ran")

@@ -47,6 +47,18 @@ def _unavailable(e: Exception):
         return render_template("unavailable.html", lang=lang, retry_after=RETRY_AFTER), 503, headers
 
 
+def _close_session(_exc) -> None:
+    """End the request's session before Flask-SQLAlchemy's own teardown does. Closing rolls back, and a rollback
+    on a connection the database has just dropped raises out of the teardown: gunicorn would then answer its own
+    HTML 500 in place of the response already made (even a 200 for a committed action). Such a connection is
+    discarded instead; the pool's pre-ping replaces it."""
+    try:
+        db.session.close()
+    except DATABASE_DOWN as e:
+        log.warning("database connection lost at the end of a request: %s", type(e).__name__)
+        db.session().invalidate()  # the current Session itself: scoped_session does not proxy invalidate
+
+
 def init_app(app) -> None:
     @app.errorhandler(EngineError)
     def engine_error(e: EngineError):
@@ -54,3 +66,4 @@ def init_app(app) -> None:
 
     for exc in (*DATABASE_DOWN, *REDIS_DOWN):
         app.register_error_handler(exc, _unavailable)
+    app.teardown_appcontext(_close_session)  # registered after init_db's, so it runs first
