@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 from rq import Queue, Worker
+from rq.job import JobStatus
 
 from engine import clock, mail, queue, scheduler, timers, webhooks
 from engine.db import db
@@ -24,14 +25,30 @@ log = logging.getLogger(__name__)
 EARLY = timedelta(seconds=2)
 
 
+def _status(q: Queue, job_id: str) -> JobStatus | None:
+    job = q.fetch_job(job_id)
+    return job.get_status(refresh=False) if job is not None else None
+
+
+def _enqueue_now(q: Queue, func, job_id: str, *args) -> None:
+    """Enqueue `func` under `job_id`, or under `job_id`-next while a job of that id is running: when a running
+    job finishes, RQ deletes (and fails) whatever was enqueued under its id meanwhile, losing the wake-up."""
+    if _status(q, job_id) == JobStatus.STARTED:
+        job_id += "-next"
+    q.enqueue(func, *args, job_id=job_id, result_ttl=0, failure_ttl=3600)
+
+
 def schedule_fire_due(q: Queue, when: datetime) -> None:
     """Wake a worker just before `when` (at once if that has passed) to fire what is due then."""
     now = clock.now()
     if when <= now:
-        q.enqueue(fire_due, job_id="signoff-wake-now", result_ttl=0, failure_ttl=3600)
-    else:
-        q.enqueue_at(max(when - EARLY, now), fire_due, until=when.isoformat(),
-                     job_id=f"signoff-wake-{int(when.timestamp())}", result_ttl=0, failure_ttl=3600)
+        _enqueue_now(q, fire_due, "signoff-wake-now")
+        return
+    job_id = f"signoff-wake-{int(when.timestamp())}"
+    if _status(q, job_id) in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.STARTED):
+        return  # armed already (the reconciler re-arms every interval): re-enqueuing would clash with RQ
+    q.enqueue_at(max(when - EARLY, now), fire_due, until=when.isoformat(), job_id=job_id, result_ttl=0,
+                 failure_ttl=3600)
 
 
 def _mail_gate(q: Queue) -> str:
@@ -40,10 +57,12 @@ def _mail_gate(q: Queue) -> str:
     return f"signoff:mail-wake:{q.name}"
 
 
-def schedule_send_mail(q: Queue, when: datetime | None = None) -> None:
+def schedule_send_mail(q: Queue, when: datetime | None = None, force: bool = False) -> None:
+    """Wake a sender now (or at `when`, for a retry). `force` (the reconciler) enqueues even while the gate
+    says a send-now job is queued: that job may have been lost with the gate still set."""
     if when is None:
-        if q.connection.set(_mail_gate(q), 1, nx=True, ex=60):  # expires in case the job is lost
-            q.enqueue(send_mail, job_id="signoff-mail", result_ttl=0, failure_ttl=3600)
+        if q.connection.set(_mail_gate(q), 1, nx=True, ex=60) or force:  # the gate expires in case the job is lost
+            _enqueue_now(q, send_mail, "signoff-mail")
     else:
         q.enqueue_at(when, send_mail, job_id=f"signoff-mail-{int(when.timestamp())}", result_ttl=0)
 
@@ -56,7 +75,7 @@ def fire_due(until: str | None = None) -> dict:
     if due > timers.BATCH:
         q = queue.current()
         for i in range(min(Worker.count(queue=q) - 1, due // timers.BATCH)):
-            q.enqueue(fire_due_helper, until, job_id=f"signoff-help-{i}", result_ttl=0)
+            _enqueue_now(q, fire_due_helper, f"signoff-help-{i}", until)
     return fire_due_helper(until)
 
 

@@ -229,7 +229,7 @@ def reconcile(now: datetime | None = None, horizon: timedelta | None = None) -> 
     for when in sorted(seconds):
         jobs.schedule_fire_due(q, when)
     if db.session.scalar(sa.select(Notification.id).where(mail.due(now)).limit(1)):
-        jobs.schedule_send_mail(q)  # also for a message whose sender was killed and whose lease ran out
+        jobs.schedule_send_mail(q, force=True)  # also for a message whose sender was killed and whose lease ran out
     db.session.commit()
     return len(seconds)
 
