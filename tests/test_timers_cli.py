@@ -75,5 +75,6 @@ def test_the_real_worker_command_fires_and_mails(app, people, smtp, rq_queue):
     done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    subjects = sorted(str(m["Subject"])[:6] for m in smtp.messages)
+    # Only this request's mail: the worker also starts what is scheduled for today by the real clock (handovers).
+    subjects = sorted(str(m["Subject"])[:6] for m in smtp.messages if "折扣" in str(m["Subject"]))
     assert subjects == ["【待办】折扣"] * 3 + ["【提醒】折扣"] * 2 + ["【超时升级】"] * 2  # east, then boss
