@@ -31,11 +31,14 @@ def _status(q: Queue, job_id: str) -> JobStatus | None:
 
 
 def _enqueue_now(q: Queue, func, job_id: str, *args) -> None:
-    """Enqueue `func` under `job_id`, or under `job_id`-next while a job of that id is running: when a running
-    job finishes, RQ deletes (and fails) whatever was enqueued under its id meanwhile, losing the wake-up."""
+    """Enqueue `func` under `job_id` unless that job is waiting in the queue already (it will see everything
+    committed before it starts, and a second copy would run beside it under the same id); under `job_id`-next
+    while a job of that id is running: when a running job finishes, RQ deletes (and fails) whatever was
+    enqueued under its id meanwhile, losing the wake-up."""
     if _status(q, job_id) == JobStatus.STARTED:
         job_id += "-next"
-    q.enqueue(func, *args, job_id=job_id, result_ttl=0, failure_ttl=3600)
+    if q.connection.lpos(q.key, job_id) is None:
+        q.enqueue(func, *args, job_id=job_id, result_ttl=0, failure_ttl=3600)
 
 
 def schedule_fire_due(q: Queue, when: datetime) -> None:
