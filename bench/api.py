@@ -1,10 +1,11 @@
 """Benchmark: approvals per second and their latency over HTTP, against the engine's own rate in the same run.
 
 The step is bench/engine.py's (a complaint's `resolve` by its assignee), sent as
-`POST /api/v1/instances/{id}/actions/resolve` with a bearer token to gunicorn (2 sync workers, `wsgi:app`,
-SIGNOFF_ENV=production, PostgreSQL) by C client processes on loopback, each sending its next request as soon
-as the previous answer arrives. The reference, measured in the same run at the same concurrency: C processes
-calling `engine.fire` in-process (bench/engine.py's clients). Target: HTTP ≥ 0.5× the engine's rate.
+`POST /api/v1/instances/{id}/actions/resolve` with a bearer token to gunicorn (2 workers × 4 threads, as
+deploy/signoff-web.service runs it; `wsgi:app`, SIGNOFF_ENV=production, PostgreSQL) by C client processes on
+loopback, each on one kept-alive connection, sending its next request as soon as the previous answer
+arrives. The reference, measured in the same run at the same concurrency: C processes calling `engine.fire`
+in-process (bench/engine.py's clients). Target: HTTP ≥ 0.5× the engine's rate.
 
 `--profile N` instead fires N approvals through the Flask test client under pyinstrument (production
 config, no server) and prints where a request's time goes outside `engine.fire`.
@@ -41,13 +42,15 @@ def production_env(env: dict) -> dict:
     return env | {"SIGNOFF_ENV": "production", "API_RATE_LIMIT": str(10**9)}
 
 
-def start_gunicorn(env: dict, port: int, workers: int) -> subprocess.Popen:
+def start_gunicorn(env: dict, port: int, workers: int, threads: int) -> subprocess.Popen:
     """gunicorn serving wsgi:app, its log in the run's instance directory (a pipe nobody reads would fill
     and stall the workers); returns once it answers on the port."""
     log = Path(env["SIGNOFF_INSTANCE"]) / "gunicorn.log"
     with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{port}",
-                                 "wsgi:app"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        # As deploy/signoff-web.service runs it (threads: the gthread worker, which keeps connections alive).
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", str(threads),
+                                 "--timeout", "60", "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     end = time.time() + 60
     while time.time() < end:
         if proc.poll() is not None:
@@ -71,8 +74,8 @@ def post(conn: http.client.HTTPConnection, instance_id: int, token: str) -> int:
 
 
 def http_client(port: int, tokens: dict[int, str], work, seconds: float, barrier, results) -> None:
-    """One load-generating process: one connection (re-opened by http.client whenever gunicorn's sync
-    workers close it), next request as soon as the answer is in. Reports (done, elapsed, latencies, errors)."""
+    """One load-generating process: one kept-alive connection (http.client re-opens it whenever the server
+    closes it), next request as soon as the answer is in. Reports (done, elapsed, latencies, errors)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     post(conn, work[0][0], tokens[work[0][1]])  # warm-up
     barrier.wait()
@@ -149,6 +152,7 @@ def main() -> int:
                         help="complaints loaded per run (more than a run can resolve)")
     parser.add_argument("--clients", default="1,4", help="client processes, comma-separated")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
+    parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (1: one request at a time)")
     parser.add_argument("--log-level", default="WARNING",
                         help="LOG_LEVEL of both sides (INFO logs two lines of the transitions library per step)")
     parser.add_argument("--profile", type=int, metavar="N", default=0,
@@ -173,7 +177,7 @@ def main() -> int:
             work = load(app, args.instances)
             tokens = issue_tokens(app, work)
             if server is None:
-                server = start_gunicorn(production_env(env), port, args.workers)
+                server = start_gunicorn(production_env(env), port, args.workers, args.threads)
             warm(port, tokens, work, args.workers)
             result = over_http(port, tokens, work[4 * args.workers:], clients, args.seconds)
             errors = f"  ({result['errors']} answers not 200)" if result["errors"] else ""
