@@ -47,11 +47,14 @@ def schedule_fire_due(q: Queue, when: datetime) -> None:
     if when <= now:
         _enqueue_now(q, fire_due, "signoff-wake-now")
         return
-    job_id = f"signoff-wake-{int(when.timestamp())}"
-    if _status(q, job_id) in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.STARTED):
-        return  # armed already (the reconciler re-arms every interval): re-enqueuing would clash with RQ
-    q.enqueue_at(max(when - EARLY, now), fire_due, until=when.isoformat(), job_id=job_id, result_ttl=0,
-                 failure_ttl=3600)
+    _enqueue_at(q, max(when - EARLY, now), fire_due, f"signoff-wake-{int(when.timestamp())}", until=when.isoformat())
+
+
+def _enqueue_at(q: Queue, at: datetime, func, job_id: str, **kwargs) -> None:
+    """Schedule `func` at `at` under `job_id` (one per instant) unless that job is armed or running already:
+    the reconciler re-arms every interval, and re-enqueuing a running job's id would clash with RQ."""
+    if _status(q, job_id) not in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.STARTED):
+        q.enqueue_at(at, func, job_id=job_id, result_ttl=0, failure_ttl=3600, **kwargs)
 
 
 def _mail_gate(q: Queue) -> str:
@@ -67,7 +70,7 @@ def schedule_send_mail(q: Queue, when: datetime | None = None, force: bool = Fal
         if q.connection.set(_mail_gate(q), 1, nx=True, ex=60) or force:  # the gate expires in case the job is lost
             _enqueue_now(q, send_mail, "signoff-mail")
     else:
-        q.enqueue_at(when, send_mail, job_id=f"signoff-mail-{int(when.timestamp())}", result_ttl=0)
+        _enqueue_at(q, when, send_mail, f"signoff-mail-{int(when.timestamp())}")
 
 
 def fire_due(until: str | None = None) -> dict:
