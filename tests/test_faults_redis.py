@@ -66,12 +66,13 @@ def test_redis_wiped_while_500_timers_and_100_emails_wait(app, people, smtp, pri
     loaded = load_due_timers(N_TIMERS, due, spread=0, rungs=(0, 0, 1, 2, 0))  # 200 of them send mail
     retries = wait_for_retry(loaded.instance_ids[:N_MAILS], due)
     timers.reconcile()  # the wake-ups the commits that armed these would have enqueued
-    before = armed(conn)
+    before, server = armed(conn), conn.info("server")["run_id"]
     assert before >= 2 and datetime.now(UTC) < due - timedelta(seconds=4)
     if wipe == "flushdb":
         conn.flushdb()
     else:
         private_redis.restart()
+        assert conn.info("server")["run_id"] != server  # a new, empty server (a worker may re-arm at once)
     wiped = time.monotonic()
     right_after = armed(conn)
     assert wait_until(lambda: armed(conn) > 0, timeout=INTERVAL + 5, step=0.05)
