@@ -3,9 +3,11 @@
 The step is bench/engine.py's (a complaint's `resolve` by its assignee), sent as
 `POST /api/v1/instances/{id}/actions/resolve` with a bearer token to gunicorn (2 workers × 4 threads, as
 deploy/signoff-web.service runs it; `wsgi:app`, SIGNOFF_ENV=production, PostgreSQL) by C client processes on
-loopback, each on one kept-alive connection, sending its next request as soon as the previous answer
-arrives. The reference, measured in the same run at the same concurrency: C processes calling `engine.fire`
-in-process (bench/engine.py's clients). Target: HTTP ≥ 0.5× the engine's rate.
+loopback, each sending its next request as soon as the previous answer arrives on one kept-alive
+connection (or on a new connection each time, as nginx sends them upstream: --new-connections). The
+reference, measured in the same run at the same concurrency: C processes calling `engine.fire` in-process
+(bench/engine.py's clients), the two alternating in rounds because the machine's load drifts.
+Target: HTTP ≥ 0.5× the engine's rate.
 
 `--profile N` instead fires N approvals through the Flask test client under pyinstrument (production
 config, no server) and prints where a request's time goes outside `engine.fire`.
@@ -73,15 +75,19 @@ def post(conn: http.client.HTTPConnection, instance_id: int, token: str) -> int:
     return response.status
 
 
-def http_client(port: int, tokens: dict[int, str], work, seconds: float, barrier, results) -> None:
-    """One load-generating process: one kept-alive connection (http.client re-opens it whenever the server
-    closes it), next request as soon as the answer is in. Reports (done, elapsed, latencies, errors)."""
+def http_client(port: int, tokens: dict[int, str], work, seconds: float, keep_alive: bool, barrier, results) -> None:
+    """One load-generating process, next request as soon as the answer is in: on one kept-alive connection,
+    or on a new connection per request, as nginx sends them upstream by default (deploy/nginx-signoff.conf);
+    kept-alive connections stay with the worker that accepted them, so 4 clients may load 2 workers 3:1.
+    Reports (done, elapsed, latencies, errors)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     post(conn, work[0][0], tokens[work[0][1]])  # warm-up
     barrier.wait()
     latencies, errors, start = [], 0, time.perf_counter()
     for instance_id, assignee in work[1:]:
         sent = time.perf_counter()
+        if not keep_alive:
+            conn.close()
         if post(conn, instance_id, tokens[assignee]) != 200:
             errors += 1
         latencies.append(time.perf_counter() - sent)
@@ -90,19 +96,20 @@ def http_client(port: int, tokens: dict[int, str], work, seconds: float, barrier
     results.put((len(latencies) - errors, time.perf_counter() - start, latencies, errors))
 
 
-def over_http(port: int, tokens, work, clients: int, seconds: float) -> dict:
+def over_http(port: int, tokens, work, clients: int, seconds: float,
+              keep_alive: bool) -> tuple[float, list[float], int]:
+    """(approvals per second, latencies, answers that were not 200) of one run of C clients."""
     mp = multiprocessing.get_context("spawn")
     barrier, results = mp.Barrier(clients), mp.Queue()
-    procs = [mp.Process(target=http_client, args=(port, tokens, work[i::clients], seconds, barrier, results))
-             for i in range(clients)]
+    procs = [mp.Process(target=http_client, args=(port, tokens, work[i::clients], seconds, keep_alive, barrier,
+                                                  results)) for i in range(clients)]
     for p in procs:
         p.start()
     outcomes = [results.get(timeout=seconds + 120) for _ in procs]
     for p in procs:
         p.join()
     done = sum(o[0] for o in outcomes)
-    return {"rate": done / max(o[1] for o in outcomes), "errors": sum(o[3] for o in outcomes),
-            **percentiles([lat for o in outcomes for lat in o[2]])}
+    return done / max(o[1] for o in outcomes), [lat for o in outcomes for lat in o[2]], sum(o[3] for o in outcomes)
 
 
 def warm(port: int, tokens, work, workers: int) -> None:
@@ -147,12 +154,16 @@ def main() -> int:
     parser.add_argument("--pg", default="postgresql://root@localhost", help="PostgreSQL server URL")
     parser.add_argument("--database", default="signoff_bench", help="PostgreSQL database (dropped and rebuilt)")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/14")
-    parser.add_argument("--seconds", type=float, default=10, help="length of each measured run")
-    parser.add_argument("--instances", type=int, default=10_000,
+    parser.add_argument("--seconds", type=float, default=4, help="length of each measured run")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="runs per side and client count, engine and HTTP alternating (the machine's load drifts)")
+    parser.add_argument("--instances", type=int, default=3_000,
                         help="complaints loaded per run (more than a run can resolve)")
     parser.add_argument("--clients", default="1,4", help="client processes, comma-separated")
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers")
     parser.add_argument("--threads", type=int, default=4, help="threads per gunicorn worker (1: one request at a time)")
+    parser.add_argument("--new-connections", action="store_true",
+                        help="a new connection per request, as nginx sends them (default: one kept-alive per client)")
     parser.add_argument("--log-level", default="WARNING",
                         help="LOG_LEVEL of both sides (INFO logs two lines of the transitions library per step)")
     parser.add_argument("--profile", type=int, metavar="N", default=0,
@@ -169,20 +180,28 @@ def main() -> int:
     print(f"{'clients':>8}{'HTTP approvals/s':>18}{'p50 ms':>9}{'p99 ms':>9}{'engine.fire steps/s':>21}{'ratio':>8}")
     try:
         for clients in (int(c) for c in args.clients.split(",")):
-            work = load(app, args.instances)
-            with app.app_context():
-                app.extensions["sqlalchemy"].engine.dispose()
-            engine_rate = ours(env, work, clients, args.seconds)
+            engine_rates, http_rates, latencies, errors = [], [], [], 0
+            for _ in range(args.rounds):  # runs of equal length: their rates are averaged
+                work = load(app, args.instances)
+                with app.app_context():
+                    app.extensions["sqlalchemy"].engine.dispose()
+                engine_rates.append(ours(env, work, clients, args.seconds))
 
-            work = load(app, args.instances)
-            tokens = issue_tokens(app, work)
-            if server is None:
-                server = start_gunicorn(production_env(env), port, args.workers, args.threads)
-            warm(port, tokens, work, args.workers)
-            result = over_http(port, tokens, work[4 * args.workers:], clients, args.seconds)
-            errors = f"  ({result['errors']} answers not 200)" if result["errors"] else ""
-            print(f"{clients:>8}{result['rate']:>18.0f}{1000 * result['p50']:>9.1f}{1000 * result['p99']:>9.1f}"
-                  f"{engine_rate:>21.0f}{result['rate'] / engine_rate:>8.2f}{errors}", flush=True)
+                work = load(app, args.instances)
+                tokens = issue_tokens(app, work)
+                if server is None:
+                    server = start_gunicorn(production_env(env), port, args.workers, args.threads)
+                warm(port, tokens, work, args.workers)
+                rate, lat, bad = over_http(port, tokens, work[4 * args.workers:], clients, args.seconds,
+                                           not args.new_connections)
+                http_rates.append(rate)
+                latencies += lat
+                errors += bad
+            engine_rate, http_rate = sum(engine_rates) / args.rounds, sum(http_rates) / args.rounds
+            q = percentiles(latencies)
+            note = f"  ({errors} answers not 200)" if errors else ""
+            print(f"{clients:>8}{http_rate:>18.0f}{1000 * q['p50']:>9.1f}{1000 * q['p99']:>9.1f}"
+                  f"{engine_rate:>21.0f}{http_rate / engine_rate:>8.2f}{note}", flush=True)
     finally:
         if server is not None:
             server.terminate()
