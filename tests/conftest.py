@@ -213,3 +213,19 @@ def work(app, rq_queue):
         db.session.expire_all()
 
     return run
+
+
+@pytest.fixture(scope="session")
+def playwright_driver():
+    """One Playwright for the whole run, defined here once: a test module importing a session fixture gets its
+    own copy, and a second sync_playwright() in the same process refuses to start."""
+    from pathlib import Path
+
+    from tests.ui_fixtures import CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make install-dev installs it as root)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        yield p

@@ -29,7 +29,6 @@ from tests.ui_fixtures import (  # noqa: F401
     browser_as,
     fresh_limits,
     live_server,
-    playwright_driver,
 )
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -117,16 +117,6 @@ def live_server(app, people, fresh_limits):
     thread.join(5)
 
 
-@pytest.fixture(scope="session")
-def playwright_driver():
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (make install-dev installs it as root)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        yield p
-
-
 @pytest.fixture
 def browser_as(playwright_driver, live_server, tmp_path):
     """browser_as("rep1") → a Playwright page signed in as that person, each in a new empty profile."""
