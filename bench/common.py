@@ -34,6 +34,9 @@ def fresh_app(env: dict):
     app = create_app(config.DevelopmentConfig(env))
     with app.app_context():
         with db.engine.begin() as conn:
+            # A scratch database: end what an earlier benchmark left connected (its workers may still be exiting).
+            conn.exec_driver_sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                 "WHERE datname = current_database() AND pid <> pg_backend_pid()")
             conn.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
         upgrade()
         demo.load()

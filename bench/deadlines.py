@@ -29,7 +29,7 @@ def start_workers(cmd: list[str], env: dict, n: int) -> list[subprocess.Popen]:
     log_dir = os.environ.get("BENCH_LOG_DIR")
     procs = []
     for i in range(n):
-        out = open(os.path.join(log_dir, f"worker-{i}.log"), "w") if log_dir else subprocess.DEVNULL  # noqa: SIM115
+        out = open(os.path.join(log_dir, f"worker-{i}.log"), "a") if log_dir else subprocess.DEVNULL  # noqa: SIM115
         procs.append(subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT))
     return procs
 

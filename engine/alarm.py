@@ -26,6 +26,12 @@ def horizon() -> timedelta:
     return timedelta(seconds=4 * current_app.config["RECONCILE_INTERVAL"])
 
 
+def second_of(when: datetime) -> datetime:
+    """The whole second at or after `when`: wake-ups go by the second, and one rounded down would wake a worker
+    before the timer is due; it would find nothing to fire, and the timer would wait for the reconciler."""
+    return when if not when.microsecond else when.replace(microsecond=0) + timedelta(seconds=1)
+
+
 def wake_at(session, when: datetime) -> None:
     """Note that a timer falls due at `when` (only the near ones need a wake-up of their own)."""
     if when <= clock.now() + horizon():
@@ -51,9 +57,9 @@ def after_commit(session) -> None:
 
     try:
         q = queue.current()
-        for when in sorted({w.replace(microsecond=0) for w in wake}):
+        for when in sorted({second_of(w) for w in wake}):
             jobs.schedule_fire_due(q, when)
-        for when in {w.replace(microsecond=0) if w else None for w in mail}:
+        for when in {second_of(w) if w else None for w in mail}:
             jobs.schedule_send_mail(q, when)
     except RedisError as e:  # the reconciler will re-arm from the database
         log.warning("could not reach Redis to schedule wake-ups: %s", e)
