@@ -79,7 +79,7 @@ def run_due(now: datetime | None = None, batch: int = BATCH) -> Run:
         with write_transaction():
             at = now or clock.now()
             # Plain rows, not ORM objects: a batch is written back with a few bulk statements.
-            q = (sa.select(Timer.id, Timer.instance_id, Timer.state, Timer.state_seq, Timer.rung)
+            q = (sa.select(Timer.id, Timer.instance_id, Timer.state, Timer.state_seq, Timer.rung, Timer.due_at)
                  .where(Timer.status == TimerStatus.PENDING.value, Timer.due_at <= at)
                  .order_by(Timer.due_at, Timer.id).limit(batch).with_for_update(skip_locked=True))
             if busy_ids:
@@ -110,6 +110,7 @@ def _fire_batch(timers: list, now: datetime, run: Run, busy_ids: set[int]) -> No
         else:
             _fire_one(timer, inst, batch)
             batch.fired.append(timer.id)
+            batch.fired_due.append(timer.due_at)
     batch.write()
     run.fired += len(batch.fired)
     run.skipped += len(batch.skipped)
@@ -121,6 +122,7 @@ class _Batch:
     def __init__(self, now: datetime, memo: dict):
         self.now = now
         self.fired: list[int] = []
+        self.fired_due: list[datetime] = []
         self.skipped: list[int] = []
         self.notes: dict[int, str] = {}
         self.notifications: list[dict] = []
@@ -140,7 +142,7 @@ class _Batch:
             if ids:
                 db.session.execute(sa.update(Timer).where(Timer.id.in_(ids)).values(status=status.value, fired_at=done),
                                    execution_options={"synchronize_session": False})
-        metrics.timers_fired(db.session, self.fired, done)  # counted when the batch commits
+        metrics.timers_fired(db.session, self.fired_due, done)  # counted when the batch commits
         for timer_id, note in self.notes.items():
             db.session.execute(sa.update(Timer).where(Timer.id == timer_id).values(note=note),
                                execution_options={"synchronize_session": False})
