@@ -208,14 +208,14 @@ def _queue_events(session, events: list[tuple[str, str, int, dict]]) -> None:
 def _after_flush(session, _context) -> None:
     from engine.models import AuditEvent
 
-    events = []
-    for obj in session.new:
-        if isinstance(obj, AuditEvent):
-            kind = Event.STARTED if obj.from_state is None else Event.TRANSITIONED
-            events.append((kind.value, f"audit-{obj.id}", obj.instance_id,
-                           {"trigger": obj.trigger, "from_state": obj.from_state, "to_state": obj.to_state,
-                            "seq": obj.seq, "actor_id": obj.actor_id, "at": obj.created_at.isoformat()}))
-    _queue_events(session, events)
+    written = [obj for obj in session.new if isinstance(obj, AuditEvent)]
+    if not written or not _any_active(session):  # every transition passes here: no payloads for nobody
+        return
+    _queue_events(session, [
+        (Event.STARTED.value if e.from_state is None else Event.TRANSITIONED.value, f"audit-{e.id}", e.instance_id,
+         {"trigger": e.trigger, "from_state": e.from_state, "to_state": e.to_state, "seq": e.seq,
+          "actor_id": e.actor_id, "at": e.created_at.isoformat()})
+        for e in written])
 
 
 def _orm_execute(state) -> None:
@@ -225,7 +225,8 @@ def _orm_execute(state) -> None:
 
     stmt = state.statement
     table = getattr(getattr(stmt, "table", None), "name", None)  # ORM statements carry an annotated copy
-    if state.is_insert and table == Notification.__tablename__ and isinstance(state.parameters, list | tuple):
+    if (state.is_insert and table == Notification.__tablename__ and isinstance(state.parameters, list | tuple)
+            and _any_active(state.session)):
         events, seen = [], set()
         for row in state.parameters:
             if row.get("kind") != "escalate":
