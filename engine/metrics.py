@@ -46,7 +46,7 @@ _SUM_FIELD = SEP.join((LATENESS, "sum"))
 
 _BUFFER = "signoff_metrics"
 _PAUSE = 5.0  # seconds without trying Redis after it failed
-_paused_until = 0.0
+_paused_until: dict[str, float] = {}  # per Redis (URL or embedded instance): one lost Redis pauses only itself
 
 
 # ---- counting ---------------------------------------------------------------------------------------------
@@ -102,8 +102,8 @@ def record_request(config, method: str, endpoint: str, status: int) -> None:
 
 
 def _write(config, counts: Counter) -> None:
-    global _paused_until
-    if not counts or time.monotonic() < _paused_until:
+    redis_key = config.REDIS_URL or str(config.INSTANCE_PATH)
+    if not counts or time.monotonic() < _paused_until.get(redis_key, 0.0):
         return
     from engine.health import quick_redis
 
@@ -116,7 +116,7 @@ def _write(config, counts: Counter) -> None:
                 pipe.hincrby(KEY, field, n)
         pipe.execute()
     except RedisError as e:
-        _paused_until = time.monotonic() + _PAUSE
+        _paused_until[redis_key] = time.monotonic() + _PAUSE
         log.warning("metrics not counted (Redis unreachable, pausing %.0f s): %s", _PAUSE, e)
 
 
