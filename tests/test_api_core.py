@@ -2,9 +2,11 @@
 and the one error shape with the caller's language."""
 import sqlalchemy as sa
 
+from engine import registry
 from engine.db import db
 from engine.idempotency import IdempotencyRecord
 from engine.models import ApiToken, AuditEvent
+from tests import definitions
 from tests.api_fixtures import REQUEST, api_fixture  # noqa: F401
 
 ERROR_KEYS = {"code", "status", "message", "error"}
@@ -362,3 +364,14 @@ def test_instance_diagram_and_workflow_versions(api):
     assert api.get("/workflows/discount_request?version=1", as_="a1").json["version"] == 1
     error(api.get("/workflows/discount_request?version=99", as_="a1"), 404)
     error(api.get("/workflows/discount_request?version=x", as_="a1"), 422)
+
+
+def test_workflow_diagram_of_a_chosen_version(api):
+    registry.register(definitions.versioned(1, "完成"))
+    registry.register(definitions.versioned(2, "完成"))
+    old = api.get("/workflows/test_versioned/diagram?version=1", as_="a1").json
+    new = api.get("/workflows/test_versioned/diagram", as_="a1").json
+    assert (old["version"], new["version"]) == (1, 2)
+    assert "review" not in old["mermaid"] and "review" in new["mermaid"]  # v2 added the review step
+    error(api.get("/workflows/test_versioned/diagram?version=9", as_="a1"), 404)
+    error(api.get("/workflows/test_versioned/diagram?version=x", as_="a1"), 422)

@@ -103,9 +103,10 @@ class WorkflowItem(MethodView):
 
 @blp.route("/<string:name>/diagram")
 class WorkflowDiagram(MethodView):
+    @blp.arguments(VersionQuery, location="query")
     @blp.response(200, DiagramOut)
-    @errors(blp, 401, 404)
-    def get(self, name):
-        """The workflow's state diagram as mermaid text."""
-        compiled = registry.get(name)
+    @errors(blp, 401, 404, 422)
+    def get(self, args, name):
+        """The workflow's state diagram as mermaid text (the latest version, or `version`)."""
+        compiled = registry.get(name, args.get("version"))
         return {"name": compiled.name, "version": compiled.version, "mermaid": mermaid(compiled)}
