@@ -8,8 +8,25 @@ from marshmallow import Schema, fields, validate
 
 from engine.registry import Compiled
 
+
+def dict_size(self, field, ret, **kwargs) -> dict:
+    """apispec attribute function: a Length on a Dict bounds its number of keys (maxProperties), not a length."""
+    if isinstance(field, fields.Dict):
+        for length, size in (("minLength", "minProperties"), ("maxLength", "maxProperties")):
+            if length in ret:
+                ret[size] = ret.pop(length)
+    return {}
+
+
+def add_converters(converter) -> None:
+    """What our fields mean in JSON Schema, for both the API's OpenAPI document and the payload schemas."""
+    converter.field_mapping = {**converter.field_mapping, fields.Time: ("string", "time")}  # this converter only
+    converter.add_attribute_function(dict_size)
+
+
 _spec = APISpec("signoff-payloads", "1", "3.1.0")
 _converter = OpenAPIConverter("3.1.0", lambda schema: None, _spec)  # no resolver: nested schemas inline
+add_converters(_converter)
 
 
 def json_schema(schema: type[Schema] | None) -> dict:
