@@ -1,9 +1,9 @@
 """How large a request may be. Flask refuses a body over MAX_CONTENT_LENGTH (413) before anything reads or parses
-it; here that is JSON_MAX_BYTES, for JSON bodies and forms alike (MAX_FORM_MEMORY_SIZE bounds a form's fields
-the same way). The few routes that take a file raise their own request's limit to the file limit
-(ATTACHMENT_MAX_BYTES): the file may be large, the fields around it still may not. A refused body is a 413 in
-the API's error shape under /api/, and a page that says what happened elsewhere. Caps on single fields and lists
-are in the schemas (engine/limits.py)."""
+it; here that is JSON_MAX_BYTES, for JSON bodies and forms alike (MAX_FORM_MEMORY_SIZE bounds each text field of
+a multipart form the same way). The few routes that take a file raise their own request's limit to the file
+limit (ATTACHMENT_MAX_BYTES) for a multipart body: the file may be large, the fields around it still may not.
+A refused body is a 413 in the API's error shape under /api/, and a page that says what happened elsewhere.
+Caps on single fields and lists are in the schemas (engine/limits.py)."""
 from flask import current_app, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -20,13 +20,16 @@ def upload_limit() -> int:
 
 
 def _bound_request() -> None:
-    if request.method == "POST" and request.endpoint in UPLOADS:
+    # Only a multipart body carries a file; each of its text parts stays within MAX_FORM_MEMORY_SIZE.
+    if request.method == "POST" and request.endpoint in UPLOADS and request.mimetype == "multipart/form-data":
         request.max_content_length = upload_limit() + MULTIPART_OVERHEAD
 
 
 def too_large(e: RequestEntityTooLarge):
     """413, saying the limit: the API's error shape, or the error page."""
     limit = request.max_content_length
+    if limit and (request.content_length or 0) <= limit:  # the body was allowed; one form field was not
+        limit = request.max_form_memory_size
     if request.path.startswith("/api/"):
         from web.api.errors import payload
 
