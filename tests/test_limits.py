@@ -4,6 +4,8 @@ schemas at /api/v1/workflows/{name}) bound every string (maxLength) and every li
 over-large body a 413 before it is parsed; uploads have their own, larger limit; the book stock import checks
 who may load it before it reads the file, and caps its rows."""
 import io
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -144,6 +146,7 @@ def test_uploads_keep_their_own_larger_limit(api, app):
     r = api.post(f"/instances/{inst['id']}/attachments", as_="a1", data={"file": (io.BytesIO(png), "photo.png")},
                  content_type="multipart/form-data")
     assert r.status_code == 201, r.json
+    shutil.rmtree(Path(app.instance_path) / "attachments" / str(inst["id"]))  # ids restart in the next test
 
 
 def csv_upload(content: bytes):
