@@ -19,7 +19,7 @@ from tests.test_api_core import error
 pytest_plugins = ["tests.ui_fixtures"]
 
 # Strings that need no maxLength: a choice from a list, or a format that bounds itself (parsed by a fixed pattern).
-BOUNDED_FORMATS = {"date", "date-time", "time", "email", "binary"}
+BOUNDED_FORMATS = {"date", "date-time", "email", "binary"}
 # The envelope's `data` is checked against the workflow's own payload schema, which is walked here too.
 ENVELOPE = {"StartIn.data", "ActionIn.data"}
 MONDAY_HANDOVER = "2026-11-02T14:00:00+08:00"

@@ -93,7 +93,7 @@ def init_app(app) -> None:
     app.url_map.converters["id"] = IdConverter
     api = SignoffApi(spec_kwargs={"extra_plugins": [CommonResponses()]})
     api.init_app(app)
-    describe.add_converters(api.ma_plugin.converter)  # Time as format "time", Dict sizes as maxProperties
+    describe.add_converters(api.ma_plugin.converter)  # Dict sizes as maxProperties, times bounded
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
     webhooks.install(db.session)
     app.before_request(_fresh_request_state)
