@@ -61,6 +61,12 @@ class Config:
         self.LOG_FORMAT = env.get("LOG_FORMAT", self.LOG_FORMAT_DEFAULT)
         self.LOG_LEVEL = env.get("LOG_LEVEL", "INFO").upper()
         self.METRICS_TOKEN = env.get("METRICS_TOKEN", "")
+        # Size limits (bytes, rows): a JSON body or a form's fields, an uploaded file, the lines of a CSV import.
+        # Each upload route allows its own file limit; everything else is refused (413) beyond JSON_MAX_BYTES
+        # before it is parsed. Field and list caps are in the schemas (engine/limits.py).
+        self.JSON_MAX_BYTES = int(env.get("JSON_MAX_BYTES", str(1024 * 1024)))
+        self.ATTACHMENT_MAX_BYTES = int(env.get("ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024)))
+        self.IMPORT_MAX_ROWS = int(env.get("IMPORT_MAX_ROWS", "20000"))
         # Reverse proxies in front (wsgi.py): their X-Forwarded-For/-Proto give the client's address and scheme.
         self.PROXY_HOPS = int(env.get("PROXY_HOPS", "0"))
 

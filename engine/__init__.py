@@ -12,7 +12,8 @@ from engine.errors import (
 )
 from engine.history import history
 from engine.inbox import inbox
-from engine.runtime import assignees, available_actions, fire, start
+from engine.runtime import assignees, available_actions, fire, may_fire, start
 
-__all__ = ["start", "fire", "available_actions", "assignees", "inbox", "history", "EngineError", "InvalidInput",
-           "InvalidPayload", "NotAvailable", "NotPermitted", "UnknownInstance", "UnknownWorkflow", "VersionConflict"]
+__all__ = ["start", "fire", "may_fire", "available_actions", "assignees", "inbox", "history", "EngineError",
+           "InvalidInput", "InvalidPayload", "NotAvailable", "NotPermitted", "UnknownInstance", "UnknownWorkflow",
+           "VersionConflict"]

@@ -8,8 +8,29 @@ from marshmallow import Schema, fields, validate
 
 from engine.registry import Compiled
 
+TIME_MAX = len("HH:MM:SS.ffffff+HH:MM")  # the longest time of day marshmallow's Time field parses
+
+
+def sizes(self, field, ret, **kwargs) -> dict:
+    """apispec attribute function: a Length on a Dict bounds its number of keys (maxProperties), not a length;
+    a time of day is bounded by its own format (JSON Schema's "time" would demand an offset: say the length)."""
+    if isinstance(field, fields.Dict):
+        for length, size in (("minLength", "minProperties"), ("maxLength", "maxProperties")):
+            if length in ret:
+                ret[size] = ret.pop(length)
+    if isinstance(field, fields.Time):
+        return {"maxLength": TIME_MAX}
+    return {}
+
+
+def add_converters(converter) -> None:
+    """What our fields mean in JSON Schema, for both the API's OpenAPI document and the payload schemas."""
+    converter.add_attribute_function(sizes)
+
+
 _spec = APISpec("signoff-payloads", "1", "3.1.0")
 _converter = OpenAPIConverter("3.1.0", lambda schema: None, _spec)  # no resolver: nested schemas inline
+add_converters(_converter)
 
 
 def json_schema(schema: type[Schema] | None) -> dict:

@@ -27,6 +27,7 @@ from engine.errors import (
     UnknownInstance,
     VersionConflict,
 )
+from engine.limits import COMMENT_MAX
 from engine.models import AuditEvent, Instance, Notification, Signature
 from engine.org import Holder, OrgUnit, User
 from engine.registry import Compiled
@@ -110,23 +111,34 @@ def apply_trigger(instance_id: int, trigger: str, actor: User | None, data: dict
     if expected_version is not None and inst.version != expected_version:
         raise VersionConflict(f"instance {inst.id} is at version {inst.version}, not {expected_version}",
                               state=inst.state, version=inst.version)
+    now = clock.now()
+    compiled, t, acting = _authorise(inst, trigger, actor, now)
+    loaded, stored = _validate(t.schema, data, comment, t.requires_comment)
+    _apply(compiled, inst, t, loaded, stored, acting, comment, now)
+    return inst
+
+
+def may_fire(instance: Instance, trigger: str, actor: User) -> None:
+    """Raise what `fire` would about the state and the actor (NotAvailable, NotPermitted), without locking or
+    writing: lets a caller refuse before it reads a costly payload (an uploaded file). `fire` checks again."""
+    _authorise(instance, trigger, actor, clock.now())
+
+
+def _authorise(inst: Instance, trigger: str, actor: User | None, now: datetime) -> tuple[Compiled, Transition, Acting]:
+    """The transition `trigger` takes from the instance's state, and how `actor` (None: the system) may fire it."""
     compiled = registry.get(inst.workflow, inst.definition_version)
     candidates = compiled.by_state_trigger.get((inst.state, trigger))
     if not candidates:
         raise NotAvailable(f"'{trigger}' is not available in state '{inst.state}'",
                            state=inst.state, version=inst.version)
     t = candidates[0]  # validation guarantees branches of one trigger share roles, schema and rules
-    now = clock.now()
     if actor is None:
-        acting = SYSTEM
-    else:
-        standing = Standing(inst, actor, now)
-        acting = standing.check(t)
-        if t.signature:
-            _check_signature_slot(compiled, inst, t, standing)
-    loaded, stored = _validate(t.schema, data, comment, t.requires_comment)
-    _apply(compiled, inst, t, loaded, stored, acting, comment, now)
-    return inst
+        return compiled, t, SYSTEM
+    standing = Standing(inst, actor, now)
+    acting = standing.check(t)
+    if t.signature:
+        _check_signature_slot(compiled, inst, t, standing)
+    return compiled, t, acting
 
 
 def available_actions(instance: Instance, actor: User, seen: Seen | None = None) -> list[Transition]:
@@ -171,6 +183,8 @@ def _validate(schema: type[Schema], data, comment, requires_comment: bool) -> tu
     """(loaded, stored): the payload as typed values for guards, and as JSON for the database."""
     if requires_comment and not (comment or "").strip():
         raise InvalidPayload({"comment": ["A comment is required for this action."]})
+    if comment is not None and len(comment) > COMMENT_MAX:  # every caller: API, pages, CLI (the trail is for ever)
+        raise InvalidPayload({"comment": [f"Longer than maximum length {COMMENT_MAX}."]})
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -271,7 +271,7 @@ def stocktake_load_book(instance_id, csv_file, login):
     from engine import runtime
     from workflows.stocktake import parse_book_csv
 
-    lines = parse_book_csv(csv_file.read())
+    lines = parse_book_csv(csv_file.read(), current_app.config["IMPORT_MAX_ROWS"])
     runtime.fire(instance_id, "load_book", org.user_by_login(login), {"book": lines})
     click.echo(f"loaded {len(lines)} book lines into stocktake #{instance_id}")
 

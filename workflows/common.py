@@ -2,7 +2,7 @@
 import re
 
 import sqlalchemy as sa
-from marshmallow import Schema, ValidationError, fields
+from marshmallow import Schema, ValidationError, fields, validate
 
 from engine import org
 from engine.db import db
@@ -20,6 +20,11 @@ class Empty(Schema):
 
 class Month(fields.String):
     """A month as "YYYY-MM"."""
+
+    def __init__(self, **kwargs):
+        # the pattern below is the real check; the length puts the bound into the JSON Schema clients read
+        super().__init__(**kwargs)
+        self.validators = [*self.validators, validate.Length(equal=7)]
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)

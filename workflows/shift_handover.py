@@ -11,6 +11,7 @@ from marshmallow import Schema, fields, validate
 from engine import org
 from engine.db import db
 from engine.definition import Deadline, Rung, Schedule, Signing, State, Transition, Workflow
+from engine.limits import GOODS_LINES_MAX
 from engine.models import Signature
 from workflows.common import Empty, t
 
@@ -29,7 +30,7 @@ class CountsSchema(Schema):
     cash_expected = fields.Decimal(required=True, places=2, as_string=True, validate=validate.Range(min=0))
     cash_counted = fields.Decimal(required=True, places=2, as_string=True, validate=validate.Range(min=0))
     receipts_total = fields.Decimal(load_default=None, places=2, as_string=True, validate=validate.Range(min=0))
-    goods = fields.List(fields.Nested(GoodsLine), load_default=list)
+    goods = fields.List(fields.Nested(GoodsLine), load_default=list, validate=validate.Length(max=GOODS_LINES_MAX))
     full_count = fields.Boolean(load_default=False)  # all goods counted, not just those sold (Tuesdays)
     notes = fields.String(load_default="", validate=validate.Length(max=2000))
 

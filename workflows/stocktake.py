@@ -11,6 +11,7 @@ from marshmallow import Schema, fields, validate
 from engine import org
 from engine.definition import Deadline, Rung, Schedule, State, Transition, Workflow
 from engine.errors import InvalidPayload
+from engine.limits import BOOK_LINES_MAX, COUNT_LINES_MAX
 from workflows.common import Empty, Month, t
 
 TOLERANCE_PCT = Decimal("2")  # a line varies "a lot" beyond max(1 unit, 2 % of book); settable per company
@@ -29,20 +30,20 @@ class CountLine(Schema):
 
 class StartSchema(Schema):
     month = Month(required=True)
-    book = fields.List(fields.Nested(BookLine), load_default=list)
+    book = fields.List(fields.Nested(BookLine), load_default=list, validate=validate.Length(max=BOOK_LINES_MAX))
 
 
 class BookSchema(Schema):
-    book = fields.List(fields.Nested(BookLine), required=True, validate=validate.Length(min=1, max=20000))
+    book = fields.List(fields.Nested(BookLine), required=True, validate=validate.Length(min=1, max=BOOK_LINES_MAX))
 
 
 class CountsSchema(Schema):
     zone = fields.String(required=True, validate=validate.Length(min=1, max=64))  # counter / zone, e.g. "A柜"
-    lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1, max=20000))
+    lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1, max=COUNT_LINES_MAX))
 
 
 class RecountSchema(Schema):
-    lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1))
+    lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1, max=COUNT_LINES_MAX))
 
 
 TO_REGION = Rung("0", "escalate", to="role:regional_manager")
@@ -108,18 +109,23 @@ HEADERS = {"sku": "sku", "编码": "sku", "商品编码": "sku", "name": "name",
            "quantity": "quantity", "数量": "quantity", "账面数量": "quantity"}
 
 
-def parse_book_csv(text: str) -> list[dict]:
+def parse_book_csv(text: str, max_rows: int = BOOK_LINES_MAX) -> list[dict]:
     """Book stock lines from CSV (header sku,name,quantity or 编码,名称,数量); InvalidPayload names the
-    line and the problem, and nothing is loaded when any line is bad."""
-    rows = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
-    if not rows:
+    line and the problem, or the number of lines when there are more than `max_rows`; nothing is loaded when
+    any line is bad."""
+    rows = csv.reader(io.StringIO(text.lstrip("\ufeff")))
+    first = next(rows, None)
+    if first is None:
         raise InvalidPayload({"file": ["The file is empty."]})
-    header = [HEADERS.get(h.strip().lower()) or HEADERS.get(h.strip()) for h in rows[0]]
+    header = [HEADERS.get(h.strip().lower()) or HEADERS.get(h.strip()) for h in first]
     if not {"sku", "quantity"} <= set(header):
         raise InvalidPayload({"file": ["The first line must name the columns: sku, name, quantity (编码,名称,数量)."]})
-    lines, errors = [], {}
-    for number, row in enumerate(rows[1:], start=2):
+    lines, errors, count = [], {}, 0
+    for number, row in enumerate(rows, start=2):
         if not any(cell.strip() for cell in row):
+            continue
+        count += 1
+        if count > max_rows:  # only counted from here on: the whole file is refused, and says how long it is
             continue
         record = {key: cell.strip() for key, cell in zip(header, row, strict=False) if key}
         problems = BookLine().validate(record)
@@ -127,6 +133,8 @@ def parse_book_csv(text: str) -> list[dict]:
             errors[f"line {number}"] = [f"{k}: {', '.join(v)}" for k, v in problems.items()]
         else:
             lines.append(BookLine().load(record))
+    if count > max_rows:
+        raise InvalidPayload({"file": [f"Too many lines: {count} (at most {max_rows})."]})
     if errors:
         raise InvalidPayload(errors)
     if not lines:

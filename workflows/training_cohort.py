@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from engine import calendar
 from engine.definition import Deadline, Rung, State, Transition, Workflow
+from engine.limits import CODE_MAX, TRAINEES_MAX
 from workflows.common import Empty, people_errors, t, user_at
 
 DAY_STARTS = time(9, 0)
@@ -21,26 +22,29 @@ class CohortSchema(Schema):
     stages = fields.Integer(required=True, validate=validate.Range(min=1, max=12))
     days_per_stage = fields.Integer(required=True, validate=validate.Range(min=1, max=30))  # training days
     rest_days_per_stage = fields.Integer(load_default=1, validate=validate.Range(min=0, max=7))
-    evening_start = fields.String(load_default="19:00", validate=validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$"))
+    evening_start = fields.String(load_default="19:00", validate=(validate.Length(equal=5),
+                                                                  validate.Regexp(r"^([01]\d|2[0-3]):[0-5]\d$")))
     evening_hours = fields.Decimal(load_default="2", places=1, as_string=True, validate=validate.Range(min=0, max=6))
-    trainer = fields.String(load_default=None)  # login; the one who starts it when omitted
-    trainees = fields.List(fields.String(), required=True, validate=validate.Length(min=1, max=50))
+    trainer = fields.String(load_default=None, validate=validate.Length(min=1, max=CODE_MAX))  # login; default: starter
+    trainees = fields.List(fields.String(validate=validate.Length(min=1, max=CODE_MAX)), required=True,
+                           validate=validate.Length(min=1, max=TRAINEES_MAX))
 
 
 class ObservationSchema(Schema):
-    trainee = fields.String(required=True)
+    trainee = fields.String(required=True, validate=validate.Length(min=1, max=CODE_MAX))
     observation = fields.String(required=True, validate=validate.Length(min=1, max=4000))
     rating = fields.Integer(load_default=None, validate=validate.Range(min=1, max=5))
 
 
 class AssessmentSchema(Schema):
-    scores = fields.Dict(keys=fields.String(), values=fields.Integer(validate=validate.Range(min=0, max=100)),
-                         required=True)
+    scores = fields.Dict(keys=fields.String(validate=validate.Length(min=1, max=CODE_MAX)),
+                         values=fields.Integer(validate=validate.Range(min=0, max=100)), required=True,
+                         validate=validate.Length(max=TRAINEES_MAX))
     summary = fields.String(required=True, validate=validate.Length(min=1, max=4000))
 
 
 class CandidateSchema(Schema):
-    trainee = fields.String(required=True)
+    trainee = fields.String(required=True, validate=validate.Length(min=1, max=CODE_MAX))
     reason = fields.String(required=True, validate=validate.Length(min=1, max=4000))
 
 

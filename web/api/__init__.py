@@ -69,13 +69,12 @@ def blueprints() -> list:
 def init_app(app) -> None:
     import swagger_ui_bundle
 
-    from engine import attachments, idempotency, webhooks  # noqa: F401  (their tables exist for migrations)
+    from engine import attachments, describe, idempotency, webhooks  # noqa: F401  (tables exist for migrations)
 
     # Limits, from the environment like the rest of the configuration (config.py may take them over).
     # (Off by default under test: request counters would outlive each test's users; tests turn it on.)
     default_limit = "0" if app.config.get("TESTING") else "600"
     app.config.setdefault("API_RATE_LIMIT", int(os.environ.get("API_RATE_LIMIT", default_limit)))
-    app.config.setdefault("ATTACHMENT_MAX_BYTES", int(os.environ.get("ATTACHMENT_MAX_BYTES", str(10 * 1024 * 1024))))
     app.config.setdefault("API_TITLE", "Signoff API")
     app.config.setdefault("API_VERSION", "v1")
     app.config.setdefault("OPENAPI_VERSION", "3.0.3")
@@ -94,6 +93,7 @@ def init_app(app) -> None:
     app.url_map.converters["id"] = IdConverter
     api = SignoffApi(spec_kwargs={"extra_plugins": [CommonResponses()]})
     api.init_app(app)
+    describe.add_converters(api.ma_plugin.converter)  # Dict sizes as maxProperties, times bounded
     api.register_converter(IdConverter, lambda _: {"type": "integer", "minimum": 1, "maximum": MAX_ID})
     webhooks.install(db.session)
     app.before_request(_fresh_request_state)

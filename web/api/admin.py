@@ -4,6 +4,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from engine import admin
+from engine.limits import CODE_MAX, LIST_MAX
 from engine.org import Role, UnitKind
 from web.api.auth import current_user
 from web.api.common import errors
@@ -12,8 +13,9 @@ from web.api.schemas import UserOut
 blp = Blueprint("api_admin", __name__, url_prefix="/api/v1",
                 description="Org units, users, roles and delegations (administrators only).")
 
-CODE = validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$")
-LOGIN = validate.Regexp(r"^[A-Za-z0-9_.@-]{1,64}$")
+# The length first: it puts maxLength into the OpenAPI document and keeps the pattern from scanning a long value.
+CODE = (validate.Length(min=1, max=CODE_MAX), validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
+LOGIN = (validate.Length(min=1, max=CODE_MAX), validate.Regexp(r"^[A-Za-z0-9_.@-]{1,64}$"))
 
 
 class UnitOut(Schema):
@@ -63,7 +65,7 @@ class UserIn(Schema):
     email = fields.Email(required=True)
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=8, max=200))
     locale = fields.String(load_default="zh", validate=validate.OneOf(["zh", "en"]))
-    roles = fields.List(fields.Nested(AssignmentIn), load_default=list)
+    roles = fields.List(fields.Nested(AssignmentIn), load_default=list, validate=validate.Length(max=LIST_MAX))
 
 
 class UserPatch(Schema):

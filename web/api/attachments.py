@@ -1,5 +1,5 @@
 """Attachments on instances (multipart upload, list, download), with the instance's own visibility."""
-from flask import current_app, request, send_file
+from flask import current_app, send_file
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
@@ -72,10 +72,3 @@ class AttachmentFile(MethodView):
         att = attachments.get(inst.id, attachment_id)
         return send_file(attachments.path(_root(), att), mimetype=att.content_type, as_attachment=True,
                          download_name=att.filename, max_age=0)
-
-
-@blp.before_request
-def _bound_uploads():
-    """Refuse oversized bodies before they are parsed (413), whatever the client claims."""
-    if request.method == "POST":
-        request.max_content_length = _limit() + 64 * 1024

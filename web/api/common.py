@@ -8,7 +8,7 @@ DESCRIPTIONS = {
     404: "Not found, or not visible to you",
     409: "Not available in the current state, or a concurrent change (details has state and version)",
     412: "If-Match names a version the instance is no longer at",
-    413: "Upload too large",
+    413: "Body too large (details.max_bytes): JSON over JSON_MAX_BYTES, a file over its limit",
     415: "Unsupported upload type",
     422: "Validation failed (errors: field → messages)",
     429: "Rate limited",

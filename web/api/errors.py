@@ -41,7 +41,7 @@ MESSAGES = {
                                "This Idempotency-Key was already used for a different request."),
     "idempotency_in_progress": ("相同 Idempotency-Key 的请求仍在处理中。",
                                 "The first request with this Idempotency-Key is still being processed."),
-    "too_large": ("文件太大。", "The file is too large."),
+    "too_large": ("文件或请求内容太大。", "The file or the request is too large."),
     "unsupported_media_type": ("不支持的文件类型。", "Unsupported file type."),
     "rate_limited": ("请求过于频繁，请稍后再试。", "Too many requests; try again later."),
     "server_error": ("服务器内部错误。", "Internal server error."),

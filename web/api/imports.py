@@ -1,4 +1,7 @@
 """Bulk data where people need it: a stocktake's book stock as a CSV file, annual targets (年度目标)."""
+import functools
+
+from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 from flask_smorest.fields import Upload
@@ -8,6 +11,7 @@ import engine
 from engine import admin, queries
 from engine.db import db
 from engine.errors import InvalidPayload
+from engine.limits import CODE_MAX, TARGETS_MAX
 from engine.org import OrgUnit, User
 from web.api import present
 from web.api.auth import current_user
@@ -24,8 +28,9 @@ class CsvIn(Schema):
 
 class TargetIn(Schema):
     year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100))
-    org_unit = fields.String(required=True)
-    user = fields.String(load_default=None, metadata={"description": "a rep's login; none for the unit's own"})
+    org_unit = fields.String(required=True, validate=validate.Length(min=1, max=CODE_MAX))
+    user = fields.String(load_default=None, validate=validate.Length(min=1, max=CODE_MAX),
+                         metadata={"description": "a rep's login; none for the unit's own"})
     amount = fields.Decimal(required=True, places=2, as_string=True, validate=lambda v: v >= 0,
                             metadata={"description": "yuan, not negative"})
     new_customers = fields.Integer(required=True, validate=validate.Range(min=0))
@@ -33,27 +38,42 @@ class TargetIn(Schema):
 
 
 class TargetsIn(Schema):
-    targets = fields.List(fields.Nested(TargetIn), required=True, validate=validate.Length(min=1, max=5000))
+    targets = fields.List(fields.Nested(TargetIn), required=True, validate=validate.Length(min=1, max=TARGETS_MAX))
 
 
 class TargetsQuery(Schema):
     year = fields.Integer(required=True, validate=validate.Range(min=2000, max=2100))
 
 
+def _may_load_book(view):
+    """Refuse a stranger (404), someone who may not load the book (403) or a stocktake past that step (409) before
+    the upload is read: the argument parser below this reads the whole file."""
+
+    @functools.wraps(view)
+    def checked_first(*args, instance_id, **kwargs):
+        user = current_user()
+        engine.may_fire(queries.visible_instance(instance_id, user), "load_book", user)
+        return view(*args, instance_id=instance_id, **kwargs)
+
+    return checked_first
+
+
 @blp.route("/instances/<id:instance_id>/book-stock")
 class BookStock(MethodView):
+    @_may_load_book
     @blp.arguments(CsvIn, location="files")
     @blp.response(200, InstanceOut)
-    @errors(blp, 400, 401, 403, 404, 409, 422)
+    @errors(blp, 400, 401, 403, 404, 409, 413, 422)
     def post(self, args, instance_id):
-        """Load a stocktake's book stock from a CSV file: its `load_book` action, all lines or none."""
+        """Load a stocktake's book stock from a CSV file: its `load_book` action, all lines or none (at most
+        IMPORT_MAX_ROWS lines; the file at most ATTACHMENT_MAX_BYTES)."""
         user = current_user()
-        queries.visible_instance(instance_id, user)
         try:
             text = args["file"].stream.read().decode("utf-8-sig")
         except UnicodeDecodeError:
             raise InvalidPayload({"file": ["Not UTF-8 text."]}) from None
-        inst = engine.fire(instance_id, "load_book", user, {"book": parse_book_csv(text)})
+        book = parse_book_csv(text, current_app.config["IMPORT_MAX_ROWS"])
+        inst = engine.fire(instance_id, "load_book", user, {"book": book})
         return present.instance(inst, user)
 
 

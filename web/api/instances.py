@@ -19,7 +19,7 @@ from web.api.workflows import DiagramOut
 blp = Blueprint("api_instances", __name__, url_prefix="/api/v1/instances",
                 description="Workflow instances: start, list, read, act, history.")
 
-IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string"},
+IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string", "maxLength": 16},
             "description": "The instance version the action was decided on; 412 when it has changed since."}
 
 

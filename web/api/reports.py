@@ -1,9 +1,10 @@
 """Reports: overdue work and time in each step (SLA)."""
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 from engine import org, reports
+from engine.limits import CODE_MAX
 from web.api.auth import current_user
 from web.api.common import errors
 from web.api.present import user_ref
@@ -13,7 +14,8 @@ blp = Blueprint("api_reports", __name__, url_prefix="/api/v1/reports", descripti
 
 
 class OverdueQuery(Schema):
-    org_unit = fields.String(metadata={"description": "Only this unit and the units below it"})
+    org_unit = fields.String(validate=validate.Length(min=1, max=CODE_MAX),
+                             metadata={"description": "Only this unit and the units below it"})
 
 
 class OverdueRowOut(Schema):
@@ -27,7 +29,7 @@ class OverdueRowOut(Schema):
 
 
 class SlaQuery(Schema):
-    workflow = fields.String(required=True)
+    workflow = fields.String(required=True, validate=validate.Length(min=1, max=CODE_MAX))
     from_ = fields.AwareDateTime(required=True, data_key="from")
     to = fields.AwareDateTime(required=True)
 

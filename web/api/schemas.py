@@ -1,6 +1,10 @@
 """Marshmallow schemas of the API's requests and responses (the OpenAPI spec is generated from them)."""
 from marshmallow import Schema, fields, validate
 
+from engine.limits import CODE_MAX, COMMENT_MAX, CURSOR_MAX, PASSWORD_MAX, QUERY_MAX
+
+CODE = validate.Length(min=1, max=CODE_MAX)  # workflow and state names, unit codes, logins
+
 
 def titles(**kw):
     return fields.Dict(keys=fields.String(), values=fields.String(),
@@ -71,26 +75,27 @@ class InstancePage(Schema):
 
 
 class InstanceQuery(Schema):
-    workflow = fields.String()
-    state = fields.String()
-    org_unit = fields.String(metadata={"description": "Org unit code; includes the units below it"})
+    workflow = fields.String(validate=CODE)
+    state = fields.String(validate=CODE)
+    org_unit = fields.String(validate=CODE, metadata={"description": "Org unit code; includes the units below it"})
     overdue = fields.Boolean()
-    created_by = fields.String(metadata={"description": "Login of the creator"})
-    q = fields.String(metadata={"description": "Instance number or text in the data"})
-    cursor = fields.String()
+    created_by = fields.String(validate=CODE, metadata={"description": "Login of the creator"})
+    q = fields.String(validate=validate.Length(max=QUERY_MAX),
+                      metadata={"description": "Instance number or text in the data"})
+    cursor = fields.String(validate=validate.Length(max=CURSOR_MAX))
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class StartIn(Schema):
-    workflow = fields.String(required=True)
-    org_unit = fields.String(required=True, metadata={"description": "Org unit code"})
+    workflow = fields.String(required=True, validate=CODE)
+    org_unit = fields.String(required=True, validate=CODE, metadata={"description": "Org unit code"})
     data = fields.Dict(load_default=dict, metadata={"description": "The workflow's start payload"})
-    comment = fields.String(load_default=None, allow_none=True)
+    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=COMMENT_MAX))
 
 
 class ActionIn(Schema):
     data = fields.Dict(load_default=dict, metadata={"description": "The transition's payload"})
-    comment = fields.String(load_default=None, allow_none=True)
+    comment = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=COMMENT_MAX))
 
 
 class HistoryEntryOut(Schema):
@@ -115,8 +120,8 @@ class TaskOut(Schema):
 
 
 class TokenIn(Schema):
-    login = fields.String(required=True)
-    password = fields.String(required=True, load_only=True)
+    login = fields.String(required=True, validate=validate.Length(max=CODE_MAX))
+    password = fields.String(required=True, load_only=True, validate=validate.Length(max=PASSWORD_MAX))
 
 
 class TokenOut(Schema):

@@ -5,6 +5,7 @@ from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from engine import admin, webhooks
+from engine.limits import CODE_MAX, LIST_MAX, URL_MAX
 from web.api.auth import current_user
 from web.api.common import errors
 
@@ -15,16 +16,16 @@ EVENTS = [e.value for e in webhooks.Event]
 
 
 class WebhookIn(Schema):
-    url = fields.String(required=True, validate=validate.Length(min=1, max=500))
+    url = fields.String(required=True, validate=validate.Length(min=1, max=URL_MAX))
     events = fields.List(fields.String(validate=validate.OneOf(EVENTS)), required=True,
-                         validate=validate.Length(min=1))
-    org_unit = fields.String(load_default=None, allow_none=True,
+                         validate=validate.Length(min=1, max=LIST_MAX))
+    org_unit = fields.String(load_default=None, allow_none=True, validate=validate.Length(min=1, max=CODE_MAX),
                              metadata={"description": "Only events of this unit and below (default: your scope)"})
 
 
 class WebhookPatch(Schema):
-    url = fields.String(validate=validate.Length(min=1, max=500))
-    events = fields.List(fields.String(validate=validate.OneOf(EVENTS)), validate=validate.Length(min=1))
+    url = fields.String(validate=validate.Length(min=1, max=URL_MAX))
+    events = fields.List(fields.String(validate=validate.OneOf(EVENTS)), validate=validate.Length(min=1, max=LIST_MAX))
     active = fields.Boolean()
 
 

@@ -118,6 +118,8 @@ PATTERNS = [
     (re.compile(r"Shorter than minimum length (?P<n>\d+)\.$"), lazy_gettext("At least %(n)s required.")),
     (re.compile(r"Longer than maximum length (?P<n>\d+)\.$"), lazy_gettext("At most %(n)s allowed.")),
     (re.compile(r"Not on the book: (?P<x>.+)\.$"), lazy_gettext("Not on the book: %(x)s.")),
+    (re.compile(r"Too many lines: (?P<n>\d+) \(at most (?P<max>\d+)\)\.$"),
+     lazy_gettext("Too many lines: %(n)s (at most %(max)s).")),
     (re.compile(r"Not someone at this unit: (?P<x>.+)\.$"), lazy_gettext("Not someone at this unit: %(x)s.")),
     (re.compile(r"Recount exactly the lines with large variances: (?P<x>.*)\.$"),
      lazy_gettext("Recount exactly the lines with large variances: %(x)s.")),

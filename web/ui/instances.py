@@ -4,7 +4,7 @@ import dataclasses
 import re
 from dataclasses import dataclass, field
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -130,7 +130,9 @@ def act(instance_id: int, trigger: str):
         if form.upload and request.files.get("file") and request.files["file"].filename:
             from workflows.stocktake import parse_book_csv
 
-            data = {"book": parse_book_csv(request.files["file"].read().decode("utf-8-sig", "replace"))}
+            engine.may_fire(inst, trigger, me())  # who may load it, before the file is read
+            text = request.files["file"].read().decode("utf-8-sig", "replace")
+            data = {"book": parse_book_csv(text, current_app.config["IMPORT_MAX_ROWS"])}
         engine.fire(inst.id, trigger, me(), data, comment, int(version) if version.isdigit() else None)
     except InvalidPayload as e:
         form.errors = {k: [message(m) for m in v] for k, v in reader.errors(e.errors).items()}
