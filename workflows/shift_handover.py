@@ -2,6 +2,7 @@
 the accounts and the goods sold during the shift, and both sign the work diary (工作日记上签字确认). The
 two signers are different people. A discrepancy needs the store manager's countersignature (or the sales
 manager's, when the store manager was one of the signers). Every Tuesday all goods are counted."""
+from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -12,10 +13,11 @@ from engine import org
 from engine.db import db
 from engine.definition import Deadline, Rung, Schedule, Signing, State, Transition, Workflow
 from engine.models import Signature
-from workflows.common import Empty, t
+from workflows.common import Empty, day_window_errors, t
 
 TUESDAY = 1
 CASH_TOLERANCE = Decimal("0.00")  # default; a company may set "handover_cash_tolerance"
+WINDOW = timedelta(days=7)  # a handover is for a shift within a week of now, either way
 
 
 class GoodsLine(Schema):
@@ -53,7 +55,7 @@ DEFINITION = Workflow(
     initial="open",
     start_roles=("store_manager", "deputy_manager"),
     start_schema=StartSchema,
-    start_validators=("tuesday_full_count",),
+    start_validators=("handover_in_window", "tuesday_full_count"),
     on_start=("find_discrepancies",),
     schedule=Schedule(every="day", at="14:00", at_setting="handover_time", data="scheduled_handover"),
     states=(
@@ -94,6 +96,11 @@ def _is_tuesday(ctx) -> bool:
     at = ctx.doc.get("handover_at")
     tz = ZoneInfo(ctx.instance.org_unit.timezone)
     return bool(at) and fields.AwareDateTime().deserialize(at).astimezone(tz).weekday() == TUESDAY
+
+
+def handover_in_window(ctx) -> dict:
+    """A handover dated years away would fall overdue (and escalate) at once, or never."""
+    return day_window_errors("handover_at", ctx.data["handover_at"], ctx.now, ctx.instance.org_unit, WINDOW, WINDOW)
 
 
 def tuesday_full_count(ctx) -> dict:
