@@ -9,7 +9,7 @@ import engine
 from engine import org, scheduler
 from engine.db import db
 from engine.errors import InvalidPayload, NotPermitted
-from engine.models import Instance
+from engine.models import Instance, Notification
 from tests.flows import mails, refused, reload, run_due, trail
 
 MONDAY, TUESDAY = "2026-11-02T14:00:00+08:00", "2026-11-03T14:00:00+08:00"
@@ -120,3 +120,18 @@ def test_a_handover_lies_within_a_week_of_now(people, clock, smtp, handover_at, 
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Instance)) == 0
     for ok in ("2026-10-27T14:00:00+08:00", "2026-11-08T14:00:00+08:00"):
         assert engine.start("shift_handover", "S1", people["sm1"], {"handover_at": ok}).state == "open"
+
+
+def test_in_a_small_store_the_regional_manager_countersigns_when_the_store_manager_signed(people, clock):
+    # S3 (SOUTH): its store manager and one assistant; no sales manager covers it
+    inst = engine.start("shift_handover", "S3", people["sm3"], {"handover_at": MONDAY, "counts": counts("4900.00")})
+    engine.fire(inst.id, "sign_out", people["sm3"])
+    clock.advance(minutes=5)
+    inst = engine.fire(inst.id, "sign_in", people["a3"])
+    assert inst.state == "countersign"
+    told = db.session.scalars(sa.select(Notification).where(
+        Notification.instance_id == inst.id, Notification.kind == "task",
+        Notification.created_at == inst.state_entered_at)).all()
+    assert [n.user.login for n in told] == ["south"]  # not the store manager, who signed and may not countersign
+    refused(NotPermitted, inst, "countersign", people["sm3"], comment="ok")
+    assert engine.fire(inst.id, "countersign", people["south"], comment="少100元，已追查").state == "completed"

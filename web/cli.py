@@ -109,14 +109,21 @@ def workflows_show(name):
 
 
 @workflows_cli.command("lint")
-def workflows_lint():
+@click.option("--org", "with_org", is_flag=True, help="Also check that, in the org as it is, every step of every "
+                                                       "workflow has someone who can take it.")
+def workflows_lint(with_org):
     """Validate every definition; exit 1 listing the problems."""
+    from engine import coverage
+
     problems = registry.lint()
+    if with_org and not problems:
+        problems = coverage.problems()
     for p in problems:
         click.echo(p, err=True)
     if problems:
         raise SystemExit(1)
-    click.echo("all workflow definitions are valid")
+    click.echo("all workflow definitions are valid" + (", and every step has someone who can take it" if with_org
+                                                       else ""))
 
 
 @click.command("demo")
