@@ -62,27 +62,12 @@ class Seen:
         return set(self.roles[key])
 
 
-class Standing:
-    """An actor's standing towards one instance, computed once and reused for each transition checked."""
+class History:
+    """Who has done what on one instance, as segregation of duties needs it (no actor involved: the runtime
+    also asks it whom a step may go to)."""
 
-    def __init__(self, instance: Instance, actor: User, at: datetime, seen: Seen | None = None):
+    def __init__(self, instance: Instance):
         self.instance = instance
-        self.actor = actor
-        self.seen = seen or Seen(actor, at, instance.org_unit)
-        self.principals = self.seen.principals
-
-    @cached_property
-    def _roles(self) -> dict[int, set[str]]:
-        roles = {}
-        for user, principal in self.principals:
-            person = principal or user
-            held = self.seen.roles_at(person, self.instance.org_unit)
-            if self.instance.created_by_id == person.id:
-                held.add(CREATOR)
-            if self.instance.assignee_id == person.id:
-                held.add(ASSIGNEE)
-            roles[person.id] = held
-        return roles
 
     @cached_property
     def signatures(self) -> list:
@@ -99,6 +84,9 @@ class Standing:
         rows = db.session.execute(
             sa.select(AuditEvent.actor_id, AuditEvent.on_behalf_of_id)
             .where(AuditEvent.instance_id == self.instance.id, AuditEvent.trigger.in_(triggers))).all()
+        # and the step being written now (its event is not flushed yet: the runtime resolves the next owner first)
+        rows += [(e.actor_id, e.on_behalf_of_id) for e in db.session.new
+                 if isinstance(e, AuditEvent) and e.instance_id == self.instance.id and e.trigger in triggers]
         return {i for r in rows for i in r if i}
 
     @cached_property
@@ -109,7 +97,8 @@ class Standing:
             sa.select(AuditEvent.actor_id).where(AuditEvent.instance_id == self.instance.id,
                                                  AuditEvent.on_behalf_of_id == self.instance.created_by_id)))
 
-    def _excluded(self, t: Transition) -> set[int]:
+    def excluded(self, t: Transition) -> set[int]:
+        """The people `t`'s segregation rules keep from firing it on this instance."""
         excluded = set()
         if CREATOR in t.not_by and self.instance.created_by_id:
             excluded.add(self.instance.created_by_id)
@@ -124,6 +113,38 @@ class Standing:
         if triggers:
             excluded |= self._fired_by(triggers)
         return excluded
+
+
+class Standing:
+    """An actor's standing towards one instance, computed once and reused for each transition checked."""
+
+    def __init__(self, instance: Instance, actor: User, at: datetime, seen: Seen | None = None):
+        self.instance = instance
+        self.actor = actor
+        self.seen = seen or Seen(actor, at, instance.org_unit)
+        self.principals = self.seen.principals
+        self.history = History(instance)
+
+    @cached_property
+    def _roles(self) -> dict[int, set[str]]:
+        roles = {}
+        for user, principal in self.principals:
+            person = principal or user
+            held = self.seen.roles_at(person, self.instance.org_unit)
+            if self.instance.created_by_id == person.id:
+                held.add(CREATOR)
+            if self.instance.assignee_id == person.id:
+                held.add(ASSIGNEE)
+            roles[person.id] = held
+        return roles
+
+    @property
+    def signatures(self) -> list:
+        """(user_id, on_behalf_of_id, trigger) of each signature on the current visit to the current state."""
+        return self.history.signatures
+
+    def _excluded(self, t: Transition) -> set[int]:
+        return self.history.excluded(t)
 
     def check(self, t: Transition) -> Acting:
         """How the actor may fire `t`; NotPermitted otherwise."""

@@ -1,5 +1,6 @@
 """`flask --app wsgi check`: is this installation fit to run? Configuration, the database and its migration
-revision, Redis and its persistence settings, the SMTP server. Each check gives OK, WARN or FAIL with a line
+revision, Redis and its persistence settings, the SMTP server, and whether every workflow step has someone in
+the org who can take it. Each check gives OK, WARN or FAIL with a line
 saying what was found; nothing is written anywhere and no mail is sent.
 """
 import logging
@@ -44,7 +45,20 @@ def run_all() -> list[Check]:
     checks += database()
     checks += redis(cfg)
     checks.append(smtp(current_app.config))
+    if all(c.level != Level.FAIL for c in checks if c.name.startswith("database")):
+        checks += steps()
     return checks
+
+
+def steps() -> list[Check]:
+    """Every step of every workflow has someone in the org who can take it (engine/coverage.py). A gap is a
+    warning: the deadline's escalation still reaches someone, but the work waits for them."""
+    from engine import coverage
+
+    gaps = coverage.problems()
+    if not gaps:
+        return [Check("workflow steps", Level.OK, "every step has someone who can take it")]
+    return [Check("workflow steps", Level.WARN, gap) for gap in gaps]
 
 
 def configuration(cfg, production: bool) -> list[Check]:

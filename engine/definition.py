@@ -90,6 +90,10 @@ class State:
     title: dict
     final: bool = False
     assignee: str | None = None     # a role resolved at the instance's org unit, or creator / assignee
+    # Roles tried in order when nobody holding `assignee` may take any step out of the state (segregation of
+    # duties: the store manager signed the handover they would countersign): the step goes to the first of these
+    # roles with someone who may.
+    assignee_fallback: tuple[str, ...] = ()
     deadline: Deadline | None = None
     signing: Signing | None = None
 
@@ -133,6 +137,9 @@ class Workflow:
     on_start: tuple[str, ...] = ()  # hooks that complete the start payload (e.g. pre-fill from targets)
     schedule: Schedule | None = None
     description: dict = field(default_factory=dict)
+    # A start-data field: at most one instance per unit and value of it ("one stocktake per store per month"),
+    # whether started by hand or by the scheduler (both use the dedupe key "<name>:<unit code>:<value>").
+    once_per: str | None = None
 
     def state(self, name: str) -> State:
         return next(s for s in self.states if s.name == name)
@@ -176,6 +183,8 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
             bad("start", f"unknown validator or hook '{name}' (define it in the workflow's module)")
     if wf.schedule:
         problems.extend(f"{where}: schedule: {p}" for p in _schedule_problems(wf.schedule))
+    if wf.once_per and _is_schema(wf.start_schema) and wf.once_per not in wf.start_schema().fields:
+        bad("once_per", f"'{wf.once_per}' is not a field of the start schema")
 
     for t in wf.transitions:
         element = f"transition '{t.trigger}'"
@@ -215,6 +224,9 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
                 bad(element, f"missing '{lang}' title")
         if s.assignee and s.assignee not in KNOWN_ROLES:
             bad(element, f"unknown assignee role '{s.assignee}'")
+        for role in s.assignee_fallback:
+            if role not in KNOWN_ROLES - PSEUDO_ROLES:
+                bad(element, f"unknown fallback assignee role '{role}'")
         outgoing = [t for t in wf.transitions if s.name in t.sources]
         leaves = [t for t in outgoing if t.dest not in (None, s.name)]
         if not s.final and not leaves:

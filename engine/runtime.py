@@ -15,7 +15,7 @@ from sqlalchemy import orm
 from sqlalchemy.exc import IntegrityError
 
 from engine import alarm, audit, clock, mail, org, registry, timers
-from engine.authority import SYSTEM, Acting, Seen, Standing, may_start
+from engine.authority import SYSTEM, Acting, History, Seen, Standing, may_start
 from engine.db import db, write_transaction
 from engine.definition import ASSIGNEE, CREATOR, SigningPolicy, Transition
 from engine.errors import (
@@ -57,8 +57,9 @@ class _Model:
 def start(workflow: str, org_unit: OrgUnit | str, actor: User | None, data: dict | None = None,
           comment: str | None = None, dedupe_key: str | None = None) -> Instance:
     """Start the latest version of `workflow` at `org_unit` as `actor` (None: the system, e.g. the scheduler);
-    returns the committed instance. A `dedupe_key` already taken raises Duplicate (the scheduler's
-    "at most one per store per period")."""
+    returns the committed instance. A `dedupe_key` already taken raises Duplicate naming the instance that
+    holds it (the scheduler's "at most one per store per period"); a workflow with `once_per` derives the key
+    from its start data, so a start by hand collides with the scheduler's."""
     compiled = registry.get(workflow)
     wf = compiled.wf
     with write_transaction():
@@ -68,6 +69,13 @@ def start(workflow: str, org_unit: OrgUnit | str, actor: User | None, data: dict
         now = clock.now()
         acting = SYSTEM if actor is None else may_start(wf.start_roles, unit, actor, now)
         loaded, stored = _validate(wf.start_schema, data, comment, requires_comment=False)
+        if dedupe_key is None and wf.once_per:
+            dedupe_key = f"{wf.name}:{unit.code}:{stored[wf.once_per]}"
+        if dedupe_key is not None:
+            taken = db.session.scalar(sa.select(Instance.id).where(Instance.dedupe_key == dedupe_key))
+            if taken is not None:
+                raise Duplicate(f"'{dedupe_key}' has already been started: instance {taken}", dedupe_key=dedupe_key,
+                                instance=taken)
         owner = acting.on_behalf_of or actor
         inst = Instance(workflow=wf.name, definition_version=wf.version, org_unit=unit, state=wf.initial,
                         version=1, state_seq=1, data=stored, created_by_id=_id(owner), created_at=now,
@@ -174,7 +182,27 @@ def assignees(compiled: Compiled, inst: Instance, at: datetime | None = None) ->
             return []
         stand_in = org.delegate_of(user, at)
         return [Holder(stand_in, rule, user) if stand_in else Holder(user, rule)]
-    return org.holders(rule, inst.org_unit, at)
+    found = org.holders(rule, inst.org_unit, at)
+    fallback = compiled.states[inst.state].assignee_fallback
+    if not fallback:
+        return found
+    # Segregation of duties may bar every holder (the store manager signed the handover they would countersign):
+    # then the step goes to the first fallback role with someone who may take it.
+    steps = [t for t in compiled.transitions_from(inst.state) if not t.system_only]
+    history = History(inst)
+    barred = {t.trigger: history.excluded(t) for t in steps}
+
+    def may_act(holder: Holder) -> bool:
+        # every step their role is given here, not just a side one (correcting the book is no approval)
+        people = {holder.user.id, _id(holder.on_behalf_of)} - {None}
+        theirs = [t for t in steps if holder.role in t.roles]
+        return bool(theirs) and not any(people & barred[t.trigger] for t in theirs)
+
+    for candidates in (found, *(org.holders(role, inst.org_unit, at) for role in fallback)):
+        able = [h for h in candidates if may_act(h)]
+        if able:
+            return able
+    return found
 
 
 # ---- inside the transaction ----------------------------------------------------------------------------
@@ -236,19 +264,22 @@ def _apply(compiled: Compiled, inst: Instance, t: Transition, loaded: dict, stor
         inst.version += 1
         inst.data = ctx.doc
         inst.updated_at = now
-        if model.state != from_state:
+        moved = model.state != from_state
+        if moved:
             timers.cancel(inst)
             inst.state = model.state
             inst.state_seq += 1
             inst.state_entered_at = now
-            _enter_state(compiled, inst, now)
-        elif inst.assignee_id != from_assignee and compiled.states[inst.state].assignee == ASSIGNEE:
-            _tell_owners(compiled, inst, now)  # reassigned within the step: tell the new assignee
         if t.signature:
             db.session.add(Signature(instance=inst, state=inst.state, state_seq=inst.state_seq, trigger=t.trigger,
                                      role=acting.role, user_id=acting.user.id,
                                      on_behalf_of_id=_id(acting.on_behalf_of), signed_at=now))
+        # The event first: whom the new state goes to may depend on who just acted (segregation of duties).
         _audit(inst, t.trigger, from_state, acting, stored, comment, now)
+        if moved:
+            _enter_state(compiled, inst, now)
+        elif inst.assignee_id != from_assignee and compiled.states[inst.state].assignee == ASSIGNEE:
+            _tell_owners(compiled, inst, now)  # reassigned within the step: tell the new assignee
     db.session.flush()  # the optimistic lock: UPDATE … WHERE version = old, else StaleDataError
     if t.signature:
         _complete_signing_if_met(compiled, inst, now)

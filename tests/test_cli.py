@@ -114,6 +114,22 @@ def test_demo_loads_once(ctx, clock):
     assert r.exit_code == 0 and "already loaded" in r.output and count(AuditEvent) == before
 
 
+def test_lint_org_names_each_step_nobody_can_take(ctx, people):
+    r = run(ctx, "workflows", "lint", "--org")
+    assert r.exit_code == 1
+    # nobody in region SOUTH is a service agent; the handover's countersign reaches the regional manager
+    assert "unit S3, workflow complaint, state received: nobody can act (assignee rule service_agent: nobody " \
+           "holds it)" in r.output
+    assert "countersign" not in r.output and "unit S1" not in r.output
+
+
+def test_lint_org_on_the_demo_org_is_clean(ctx, clock):
+    clock.set(datetime(2026, 11, 27, 3, 0, tzinfo=UTC))
+    assert run(ctx, "demo").exit_code == 0
+    r = run(ctx, "workflows", "lint", "--org")
+    assert r.exit_code == 0 and "every step has someone who can take it" in r.output, r.output
+
+
 def test_real_command_line_migrates_an_empty_sqlite_database(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("TEST_")}
     env.update(SIGNOFF_INSTANCE=str(tmp_path), DATABASE_URL="", REDIS_URL="")

@@ -130,3 +130,12 @@ def test_annual_targets_from_the_command_line(app, people, clock):
     assert inst.data["targets"]["amount"] == "111290.32"
     r = runner.invoke(args=["targets", "set", "2026", "NOPE", "--amount", "1"])
     assert r.exit_code == 1 and "unknown org unit 'NOPE'" in r.output
+
+
+def test_a_plan_is_for_at_most_thirteen_months_ahead(people, clock):
+    # the clock is in November 2026: December 2027 is the last month a plan may be made for
+    assert engine.start("monthly_plan", "T1", people["rep1"], {"month": "2027-12"}).state == "draft"
+    for month in ("2028-01", "9999-12"):
+        with pytest.raises(InvalidPayload) as e:
+            engine.start("monthly_plan", "T1", people["rep1"], {"month": month})
+        assert "ahead" in str(e.value.errors["month"])

@@ -9,7 +9,7 @@ import engine
 from engine import org, scheduler
 from engine.db import db
 from engine.errors import InvalidPayload, NotPermitted
-from engine.models import Instance
+from engine.models import Instance, Notification
 from tests.flows import mails, refused, reload, run_due, trail
 
 MONDAY, TUESDAY = "2026-11-02T14:00:00+08:00", "2026-11-03T14:00:00+08:00"
@@ -107,3 +107,31 @@ def test_one_scheduled_handover_per_store_per_day(app, people, clock):
     assert sorted(keys) == [f"shift_handover:{s}:2026-11-02" for s in ("S1", "S2", "S3")]
     s2 = db.session.scalar(sa.select(Instance).where(Instance.dedupe_key == "shift_handover:S2:2026-11-02"))
     assert s2.data["handover_at"] == "2026-11-02T15:00:00+08:00" and s2.created_by_id is None
+
+
+@pytest.mark.parametrize("handover_at, message", [("1900-01-01T14:00:00+08:00", "past"),
+                                                  ("2026-10-25T14:00:00+08:00", "past"),
+                                                  ("2026-11-10T14:00:00+08:00", "ahead"),
+                                                  ("9999-12-31T14:00:00+08:00", "ahead")])
+def test_a_handover_lies_within_a_week_of_now(people, clock, smtp, handover_at, message):
+    with pytest.raises(InvalidPayload) as e:  # one dated 1900 used to be escalated at once
+        engine.start("shift_handover", "S1", people["sm1"], {"handover_at": handover_at})
+    assert message in str(e.value.errors["handover_at"])
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Instance)) == 0
+    for ok in ("2026-10-27T14:00:00+08:00", "2026-11-08T14:00:00+08:00"):
+        assert engine.start("shift_handover", "S1", people["sm1"], {"handover_at": ok}).state == "open"
+
+
+def test_in_a_small_store_the_regional_manager_countersigns_when_the_store_manager_signed(people, clock):
+    # S3 (SOUTH): its store manager and one assistant; no sales manager covers it
+    inst = engine.start("shift_handover", "S3", people["sm3"], {"handover_at": MONDAY, "counts": counts("4900.00")})
+    engine.fire(inst.id, "sign_out", people["sm3"])
+    clock.advance(minutes=5)
+    inst = engine.fire(inst.id, "sign_in", people["a3"])
+    assert inst.state == "countersign"
+    told = db.session.scalars(sa.select(Notification).where(
+        Notification.instance_id == inst.id, Notification.kind == "task",
+        Notification.created_at == inst.state_entered_at)).all()
+    assert [n.user.login for n in told] == ["south"]  # not the store manager, who signed and may not countersign
+    refused(NotPermitted, inst, "countersign", people["sm3"], comment="ok")
+    assert engine.fire(inst.id, "countersign", people["south"], comment="少100元，已追查").state == "completed"

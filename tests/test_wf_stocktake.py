@@ -7,8 +7,8 @@ import sqlalchemy as sa
 
 import engine
 from engine.db import db
-from engine.errors import InvalidPayload, NotPermitted
-from engine.models import Instance
+from engine.errors import Duplicate, InvalidPayload, NotAvailable, NotPermitted
+from engine.models import Instance, Notification
 from tests.flows import mails, refused, reload, run_due, trail
 from workflows.stocktake import parse_book_csv
 
@@ -126,3 +126,88 @@ def test_book_stock_csv_through_the_command_line(app, people, counting, tmp_path
     r = runner.invoke(args=["stocktake", "load-book", str(counting.id), str(good), "--as", "a1"])
     assert r.exit_code == 1 and "may not 'load_book'" in r.output
     assert [b["quantity"] for b in reload(counting).data["book"]] == [90, 7]
+
+
+def told(inst) -> list[str]:
+    """Who was given the current step (task notifications written on entering it)."""
+    inst = reload(inst)
+    return sorted(n.user.login for n in db.session.scalars(sa.select(Notification).where(
+        Notification.instance_id == inst.id, Notification.kind == "task",
+        Notification.created_at == inst.state_entered_at)))
+
+
+def test_the_book_is_frozen_once_counting_begins_and_a_correction_sends_it_back_to_counting(people, counting):
+    inst = counting
+    engine.fire(inst.id, "enter_counts", people["a1"], {"zone": "A柜", "lines": [
+        {"sku": "A100", "counted": 100}, {"sku": "B200", "counted": 50}, {"sku": "C300", "counted": 4}]})
+    # rewriting the book to match the count would hide the six missing pairs of gloves
+    hidden = [*BOOK[:2], {"sku": "C300", "name": "手套", "quantity": 4}]
+    e = refused(InvalidPayload, inst, "load_book", people["dep1"], {"book": hidden})
+    assert "frozen" in str(e.errors["book"])
+    inst = engine.fire(inst.id, "submit_counts", people["a1"])
+    assert inst.state == "recount"
+    refused(NotAvailable, inst, "load_book", people["sm1"], {"book": hidden})
+    refused(InvalidPayload, inst, "correct_book", people["sm1"], {"book": hidden})  # the reason is required
+    refused(NotPermitted, inst, "correct_book", people["a1"], {"book": hidden}, comment="x")  # counters do not
+    inst = engine.fire(inst.id, "correct_book", people["dep1"], {"book": hidden}, comment="C300 少录了退货6双")
+    assert inst.state == "counting"  # counted again, against the corrected book
+    assert "counts" not in inst.data and "variances" not in inst.data and inst.data["book"][2]["quantity"] == 4
+    assert inst.data["book_corrections"][0]["replaced_units"] == 160
+    assert trail(inst)[-1] == ("correct_book", "dep1", "counting")
+    engine.fire(inst.id, "enter_counts", people["a1"], {"zone": "A柜", "lines": [
+        {"sku": "A100", "counted": 100}, {"sku": "B200", "counted": 50}, {"sku": "C300", "counted": 4}]})
+    assert engine.fire(inst.id, "submit_counts", people["a1"]).state == "reporting"
+    report = engine.fire(inst.id, "send_report", people["sm1"]).data["report"]
+    assert report["net_variance"] == 0 and report["book_corrections"] == 1  # the accountant sees the correction
+
+
+def test_whoever_counted_does_not_approve_the_variances(people, clock, counting):
+    inst = counting
+    engine.fire(inst.id, "enter_counts", people["sm1"], {"zone": "A柜", "lines": [
+        {"sku": "A100", "counted": 100}, {"sku": "B200", "counted": 50}, {"sku": "C300", "counted": 7}]})
+    engine.fire(inst.id, "submit_counts", people["sm1"])
+    clock.advance(minutes=10)
+    inst = engine.fire(inst.id, "recount", people["sm1"], {"lines": [{"sku": "C300", "counted": 7}]})
+    assert inst.state == "variance_review"
+    assert told(inst) == ["sm1asst"]  # the store manager who did not count
+    e = refused(NotPermitted, inst, "approve_variances", people["sm1"], comment="被盗")
+    assert e.details["reason"] == "segregation_of_duties"
+    assert engine.fire(inst.id, "approve_variances", people["sm1asst"], comment="三双被盗，已报案").state == "reporting"
+
+
+def test_a_store_manager_who_counted_alone_has_the_region_approve(app, people, clock):
+    clock.set(MONTH_END)
+    schedule(app, "2026-11-30T19:00:00+08:00")
+    inst = db.session.scalar(sa.select(Instance).where(Instance.dedupe_key == "stocktake:S2:2026-11"))
+    engine.fire(inst.id, "load_book", people["sm2"], {"book": BOOK})
+    engine.fire(inst.id, "enter_counts", people["sm2"], {"zone": "A", "lines": [
+        {"sku": "A100", "counted": 90}, {"sku": "B200", "counted": 50}, {"sku": "C300", "counted": 10}]})
+    engine.fire(inst.id, "submit_counts", people["sm2"])
+    clock.advance(minutes=10)
+    inst = engine.fire(inst.id, "recount", people["a2"], {"lines": [{"sku": "A100", "counted": 90}]})
+    assert told(inst) == ["east"]  # sm2 counted: the regional manager is given the approval
+    refused(NotPermitted, inst, "approve_variances", people["sm2"], comment="ok")
+    assert engine.fire(inst.id, "approve_variances", people["east"], comment="已核实").state == "reporting"
+
+
+def test_one_stocktake_per_store_and_month_also_when_started_by_hand(app, people, clock):
+    clock.set(MONTH_END)
+    first = engine.start("stocktake", "S1", people["sm1"], {"month": "2026-11"})
+    with pytest.raises(Duplicate) as e:
+        engine.start("stocktake", "S1", people["sm1"], {"month": "2026-11"})
+    assert e.value.details["instance"] == first.id
+    assert "stocktake: 2" in schedule(app, "2026-11-30T19:00:00+08:00")  # S2 and S3: S1 has its stocktake
+    assert engine.start("stocktake", "S2", people["sm2"], {"month": "2026-10"}).state == "counting"
+    with pytest.raises(Duplicate):
+        engine.start("stocktake", "S2", people["sm2"], {"month": "2026-11"})  # the scheduler's one
+
+
+@pytest.mark.parametrize("month, message", [("0001-01", "past"), ("9999-12", "ahead"), ("2025-10", "past"),
+                                            ("2027-01", "ahead")])
+def test_the_month_lies_within_a_year_back_and_a_month_ahead(people, clock, month, message):
+    clock.set(MONTH_END)  # November 2026: from November 2025 to December 2026
+    with pytest.raises(InvalidPayload) as e:
+        engine.start("stocktake", "S1", people["sm1"], {"month": month})
+    assert message in str(e.value.errors["month"])
+    for month in ("2025-11", "2026-12"):
+        assert engine.start("stocktake", "S1", people["sm1"], {"month": month}).data["month"] == month

@@ -1,5 +1,7 @@
 """Training cohort: the schedule from the cohort's parameters on the business calendar, observations per
 trainee per day, stage assessments, the top-rep candidate, and the daily 23:00 deadline."""
+from datetime import timedelta
+
 import pytest
 
 import engine
@@ -33,7 +35,7 @@ def test_the_schedule_follows_the_parameters_and_the_calendar(cohort):
     assert cohort.data["trainer"] == "trainer" and cohort.state == "waiting"
 
 
-def test_a_stage_that_crosses_a_holiday_skips_it(people):
+def test_a_stage_that_crosses_a_holiday_skips_it(people, clock):
     inst = engine.start("training_cohort", "EAST", people["trainer"], COHORT | {
         "start_date": "2026-09-30", "stages": 1, "trainees": ["rep1"]})
     assert [d["date"] for d in inst.data["schedule"]] == ["2026-09-30", "2026-10-08"]  # National Day in between
@@ -88,3 +90,48 @@ def test_missing_observations_remind_the_trainer_then_escalate(app, people, cloc
     assert mails(smtp, "【提醒】") == ["trainer"]
     run_due(app, "2026-11-02T23:00:00+08:00")
     assert mails(smtp, "【超时升级】") == ["regsales"]
+
+
+def test_the_trainer_holds_the_role_and_trains_others(people, clock):
+    with pytest.raises(InvalidPayload) as e:  # a rep made the cohort's trainer and its sole trainee
+        engine.start("training_cohort", "EAST", people["trainer"], COHORT | {"trainer": "rep1", "trainees": ["rep1"]})
+    assert "trainer role" in str(e.value.errors["trainer"]) and "rep1" in str(e.value.errors["trainees"])
+    with pytest.raises(InvalidPayload) as e:  # nor does the trainer train themselves
+        engine.start("training_cohort", "EAST", people["trainer"], COHORT | {"trainees": ["trainer", "rep1"]})
+    assert "trainer" in str(e.value.errors["trainees"]) and "trainer" not in e.value.errors
+    with pytest.raises(InvalidPayload) as e:  # a sales manager who sets it up names a trainer
+        engine.start("training_cohort", "T1", people["salesmgr"], COHORT | {"trainees": ["rep1"]})
+    assert "salesmgr" in str(e.value.errors["trainer"])
+    inst = engine.start("training_cohort", "T1", people["salesmgr"], COHORT | {"trainer": "trainer",
+                                                                            "trainees": ["rep1"]})
+    assert inst.data["trainer"] == "trainer"
+
+
+@pytest.mark.parametrize("start_date", ["1900-01-01", "2025-10-01", "2027-12-01"])
+def test_a_cohort_starts_within_a_year_of_now(people, clock, start_date):
+    with pytest.raises(InvalidPayload) as e:
+        engine.start("training_cohort", "EAST", people["trainer"], COHORT | {"start_date": start_date,
+                                                                           "trainees": ["rep1"]})
+    assert set(e.value.errors) == {"start_date"}
+
+
+def test_nobody_observes_scores_or_selects_themselves(app, people, clock):
+    # rep1 stands in for the trainer while she is away, and is in the cohort
+    org.delegate(people["trainer"], people["rep1"], clock.now(), clock.now() + timedelta(days=30))
+    db.session.commit()
+    inst = engine.start("training_cohort", "EAST", people["trainer"], COHORT | {
+        "stages": 1, "days_per_stage": 1, "trainees": ["rep1", "a1"]})
+    run_due(app, "2026-11-02T10:00:00+08:00")
+    e = refused(InvalidPayload, inst, "record_observation", people["rep1"], {"trainee": "rep1", "observation": "优秀"})
+    assert "yourself" in str(e.errors["trainee"])
+    engine.fire(inst.id, "record_observation", people["rep1"], {"trainee": "a1", "observation": "认真"})
+    engine.fire(inst.id, "record_observation", people["trainer"], {"trainee": "rep1", "observation": "主动"})
+    engine.fire(inst.id, "end_day", people["trainer"])
+    e = refused(InvalidPayload, inst, "assess_stage", people["rep1"], {"scores": {"rep1": 100, "a1": 60},
+                                                                      "summary": "x"})
+    assert "yourself" in str(e.errors["scores"])
+    engine.fire(inst.id, "assess_stage", people["trainer"], {"scores": {"rep1": 90, "a1": 60}, "summary": "完成"})
+    e = refused(InvalidPayload, inst, "select_candidate", people["rep1"], {"trainee": "rep1", "reason": "我最好"})
+    assert "yourself" in str(e.errors["trainee"])
+    assert engine.fire(inst.id, "select_candidate", people["trainer"],
+                       {"trainee": "rep1", "reason": "业绩突出"}).state == "selected"

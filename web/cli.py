@@ -109,14 +109,21 @@ def workflows_show(name):
 
 
 @workflows_cli.command("lint")
-def workflows_lint():
+@click.option("--org", "with_org", is_flag=True, help="Also check that, in the org as it is, every step of every "
+                                                       "workflow has someone who can take it.")
+def workflows_lint(with_org):
     """Validate every definition; exit 1 listing the problems."""
+    from engine import coverage
+
     problems = registry.lint()
+    if with_org and not problems:
+        problems = coverage.problems()
     for p in problems:
         click.echo(p, err=True)
     if problems:
         raise SystemExit(1)
-    click.echo("all workflow definitions are valid")
+    click.echo("all workflow definitions are valid" + (", and every step has someone who can take it" if with_org
+                                                       else ""))
 
 
 @click.command("demo")
@@ -265,15 +272,19 @@ def targets_set(year, unit_code, login, amount, new_customers, visits):
 @click.argument("instance_id", type=int)
 @click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
 @click.option("--as", "login", required=True, help="Who loads it (a store or deputy manager of the store).")
+@click.option("--correct", "reason", help="Correct the book after counting began, for this reason (the counts are "
+                                          "then done again).")
 @clear_errors
-def stocktake_load_book(instance_id, csv_file, login):
+def stocktake_load_book(instance_id, csv_file, login, reason):
     """Load book stock (sku,name,quantity or 编码,名称,数量) into a stocktake from a CSV file."""
     from engine import runtime
     from workflows.stocktake import parse_book_csv
 
     lines = parse_book_csv(csv_file.read(), current_app.config["IMPORT_MAX_ROWS"])
-    runtime.fire(instance_id, "load_book", org.user_by_login(login), {"book": lines})
-    click.echo(f"loaded {len(lines)} book lines into stocktake #{instance_id}")
+    trigger = "correct_book" if reason is not None else "load_book"
+    runtime.fire(instance_id, trigger, org.user_by_login(login), {"book": lines}, comment=reason)
+    click.echo(f"{'corrected' if reason is not None else 'loaded'} {len(lines)} book lines in stocktake "
+               f"#{instance_id}")
 
 
 audit_cli = AppGroup("audit", help="The audit trail.")

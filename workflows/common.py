@@ -1,5 +1,7 @@
 """Small pieces the workflow definitions share: bilingual titles, the empty payload, month fields, people."""
 import re
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate
@@ -45,3 +47,36 @@ def people_errors(field: str, logins: list[str], unit: OrgUnit) -> dict:
     """{field: [message]} for logins that are not active people of `unit`; empty when all are."""
     unknown = [login for login in logins if user_at(login, unit) is None]
     return {field: [f"Not someone at this unit: {', '.join(unknown)}."]} if unknown else {}
+
+
+def local_today(now: datetime, unit: OrgUnit) -> date:
+    """Today's date where `unit` is (a month or a day is the store's, not UTC's)."""
+    return now.astimezone(ZoneInfo(unit.timezone)).date()
+
+
+def _month_index(year: int, month: int) -> int:
+    return year * 12 + month - 1
+
+
+def month_window_errors(field: str, month: str, now: datetime, unit: OrgUnit, back: int, ahead: int) -> dict:
+    """{field: [message]} unless the month "YYYY-MM" lies from `back` months before the unit's current month to
+    `ahead` months after it; empty when it does."""
+    today = local_today(now, unit)
+    this, given = _month_index(today.year, today.month), _month_index(*map(int, month.split("-")))
+    if given < this - back:
+        return {field: [f"Too far in the past: at most {back} months back."]}
+    if given > this + ahead:
+        return {field: [f"Too far ahead: at most {ahead} months ahead."]}
+    return {}
+
+
+def day_window_errors(field: str, day: date, now: datetime, unit: OrgUnit, back: timedelta,
+                      ahead: timedelta) -> dict:
+    """{field: [message]} unless `day` (a date, or an aware datetime) lies within `back` before and `ahead` after
+    now at the unit; empty when it does."""
+    reference = now if isinstance(day, datetime) else local_today(now, unit)
+    if day < reference - back:
+        return {field: [f"Too far in the past: at most {back.days} days back."]}
+    if day > reference + ahead:
+        return {field: [f"Too far ahead: at most {ahead.days} days ahead."]}
+    return {}

@@ -9,9 +9,10 @@ from marshmallow import Schema, fields, validate
 
 from engine import calendar, org, targets
 from engine.definition import Deadline, Rung, State, Transition, Workflow
-from workflows.common import Empty, Month, t
+from workflows.common import Empty, Month, month_window_errors, t
 
 # Defaults; a company sets its own in its org unit's settings under the same names.
+MONTHS_AHEAD = 13  # a plan is for this month up to a year after next month
 SETTINGS = {"plan_budget_threshold": Decimal("50000"), "plan_target_change_pct": Decimal("20"),
             "plan_achievement_threshold_pct": Decimal("90")}
 
@@ -135,7 +136,7 @@ def month_not_past(ctx) -> dict:
     today = ctx.now.date()
     if (year, month) < (today.year, today.month):
         return {"month": ["A plan is for this month or a later one."]}
-    return {}
+    return month_window_errors("month", ctx.data["month"], ctx.now, ctx.instance.org_unit, 12, MONTHS_AHEAD)
 
 
 def prefill(ctx) -> None:

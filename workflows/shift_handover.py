@@ -1,7 +1,9 @@
 """Shift handover sign-off (交接班): at the midday handover the outgoing and incoming people count the cash,
 the accounts and the goods sold during the shift, and both sign the work diary (工作日记上签字确认). The
-two signers are different people. A discrepancy needs the store manager's countersignature (or the sales
-manager's, when the store manager was one of the signers). Every Tuesday all goods are counted."""
+two signers are different people. A discrepancy needs the store manager's countersignature (or, when the
+store manager was one of the signers, a sales manager's or the regional manager's above the store). Every
+Tuesday all goods are counted."""
+from datetime import timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -13,10 +15,11 @@ from engine.db import db
 from engine.definition import Deadline, Rung, Schedule, Signing, State, Transition, Workflow
 from engine.limits import GOODS_LINES_MAX
 from engine.models import Signature
-from workflows.common import Empty, t
+from workflows.common import Empty, day_window_errors, t
 
 TUESDAY = 1
 CASH_TOLERANCE = Decimal("0.00")  # default; a company may set "handover_cash_tolerance"
+WINDOW = timedelta(days=7)  # a handover is for a shift within a week of now, either way
 
 
 class GoodsLine(Schema):
@@ -54,14 +57,18 @@ DEFINITION = Workflow(
     initial="open",
     start_roles=("store_manager", "deputy_manager"),
     start_schema=StartSchema,
-    start_validators=("tuesday_full_count",),
+    start_validators=("handover_in_window", "tuesday_full_count"),
     on_start=("find_discrepancies",),
     schedule=Schedule(every="day", at="14:00", at_setting="handover_time", data="scheduled_handover"),
     states=(
         State("open", t("待交接签字", "Awaiting both signatures"), assignee="deputy_manager",
+              assignee_fallback=("store_manager",),  # a store without a deputy
               deadline=Deadline("30 minutes after handover_at", ladder=ESCALATE),
               signing=Signing(policy="all", complete="signed")),
+        # The store manager countersigns unless they signed; then a sales manager above the store, else the
+        # regional manager (a small store's two signers are its manager and an assistant).
         State("countersign", t("差异待店长复核", "Discrepancy: countersignature"), assignee="store_manager",
+              assignee_fallback=("sales_manager", "regional_manager"),
               deadline=Deadline("2 working hours", ladder=(Rung("0", "escalate", to="role:regional_manager"),))),
         State("completed", t("已完成", "Completed"), final=True),
     ),
@@ -75,7 +82,8 @@ DEFINITION = Workflow(
                    signature=True, validators=("counts_recorded",), title=t("接班签字", "Sign in (incoming)")),
         Transition("signed", "open", "completed", schema=Empty, unless=("has_discrepancy",)),
         Transition("signed", "open", "countersign", schema=Empty, conditions=("has_discrepancy",)),
-        Transition("countersign", "countersign", "completed", roles=("store_manager", "sales_manager"), schema=Empty,
+        Transition("countersign", "countersign", "completed",
+                   roles=("store_manager", "sales_manager", "regional_manager"), schema=Empty,
                    requires_comment=True, not_by=("signers",), title=t("复核签字", "Countersign")),
     ),
 )
@@ -95,6 +103,11 @@ def _is_tuesday(ctx) -> bool:
     at = ctx.doc.get("handover_at")
     tz = ZoneInfo(ctx.instance.org_unit.timezone)
     return bool(at) and fields.AwareDateTime().deserialize(at).astimezone(tz).weekday() == TUESDAY
+
+
+def handover_in_window(ctx) -> dict:
+    """A handover dated years away would fall overdue (and escalate) at once, or never."""
+    return day_window_errors("handover_at", ctx.data["handover_at"], ctx.now, ctx.instance.org_unit, WINDOW, WINDOW)
 
 
 def tuesday_full_count(ctx) -> dict:

@@ -12,7 +12,7 @@ from engine import org
 from engine.definition import Deadline, Rung, Schedule, State, Transition, Workflow
 from engine.errors import InvalidPayload
 from engine.limits import BOOK_LINES_MAX, COUNT_LINES_MAX
-from workflows.common import Empty, Month, t
+from workflows.common import Empty, Month, month_window_errors, t
 
 TOLERANCE_PCT = Decimal("2")  # a line varies "a lot" beyond max(1 unit, 2 % of book); settable per company
 
@@ -37,6 +37,10 @@ class BookSchema(Schema):
     book = fields.List(fields.Nested(BookLine), required=True, validate=validate.Length(min=1, max=BOOK_LINES_MAX))
 
 
+class CorrectionSchema(BookSchema):
+    """A corrected book once counting has begun: the counts are dropped and done again against it."""
+
+
 class CountsSchema(Schema):
     zone = fields.String(required=True, validate=validate.Length(min=1, max=64))  # counter / zone, e.g. "A柜"
     lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1, max=COUNT_LINES_MAX))
@@ -49,6 +53,8 @@ class RecountSchema(Schema):
 TO_REGION = Rung("0", "escalate", to="role:regional_manager")
 SAME_DAY = Deadline("same day at 23:59", ladder=(Rung("-2 hours", "remind"), TO_REGION))
 COUNTERS = ("assistant", "deputy_manager", "store_manager")
+BOOK_KEEPERS = ("store_manager", "deputy_manager")
+MONTHS_BACK, MONTHS_AHEAD = 12, 1  # a stocktake is for a month from a year ago to next month
 
 DEFINITION = Workflow(
     name="stocktake",
@@ -57,11 +63,14 @@ DEFINITION = Workflow(
     initial="counting",
     start_roles=("store_manager",),
     start_schema=StartSchema,
+    start_validators=("month_in_window",),
     schedule=Schedule(every="month", at="last day of the month at 19:00", data="scheduled_stocktake"),
+    once_per="month",
     states=(
         State("counting", t("盘点中", "Counting"), assignee="store_manager", deadline=SAME_DAY),
         State("recount", t("复盘", "Recount"), assignee="store_manager", deadline=SAME_DAY),
-        State("variance_review", t("差异审批", "Variance approval"), assignee="store_manager", deadline=SAME_DAY),
+        State("variance_review", t("差异审批", "Variance approval"), assignee="store_manager", deadline=SAME_DAY,
+              assignee_fallback=("regional_manager",)),
         State("reporting", t("盘存报表", "Stocktake report"), assignee="store_manager",
               deadline=Deadline("next working day at 12:00", ladder=(Rung("-2 hours", "remind"), TO_REGION))),
         State("accountant_review", t("会计审核", "Accountant review"), assignee="accountant",
@@ -69,8 +78,14 @@ DEFINITION = Workflow(
         State("closed", t("已完成", "Closed"), final=True),
     ),
     transitions=(
-        Transition("load_book", ("counting", "recount"), None, roles=("store_manager", "deputy_manager"),
-                   schema=BookSchema, title=t("导入账面库存", "Load book stock")),
+        # Once anything is counted the book is frozen: rewriting it to match the count would hide the variance.
+        Transition("load_book", "counting", None, roles=BOOK_KEEPERS, schema=BookSchema,
+                   validators=("nothing_counted_yet",), title=t("导入账面库存", "Load book stock")),
+        # A wrong book is corrected openly (with the reason) and every count is done again against the new one.
+        Transition("correct_book", ("counting", "recount", "variance_review", "reporting"), "counting",
+                   roles=BOOK_KEEPERS, schema=CorrectionSchema, requires_comment=True,
+                   validators=("something_counted",), after=("restart_counting",),
+                   title=t("更正账面库存", "Correct the book stock")),
         Transition("enter_counts", "counting", None, roles=COUNTERS, schema=CountsSchema,
                    validators=("skus_on_the_book",), after=("store_zone_counts",), title=t("录入盘点", "Enter counts")),
         Transition("submit_counts", "counting", "recount", roles=COUNTERS, schema=Empty,
@@ -85,8 +100,10 @@ DEFINITION = Workflow(
         Transition("recount", "recount", "reporting", roles=COUNTERS, schema=RecountSchema,
                    validators=("recounts_flagged_lines",), after=("store_recount", "reconcile"),
                    unless=("still_large_after_recount",), title=t("复盘", "Recount")),
-        Transition("approve_variances", "variance_review", "reporting", roles=("store_manager",), schema=Empty,
-                   requires_comment=True, title=t("批准差异", "Approve variances")),
+        # Whoever counted does not approve their own variances; when the store manager counted, the region does.
+        Transition("approve_variances", "variance_review", "reporting", roles=("store_manager", "regional_manager"),
+                   schema=Empty, requires_comment=True, not_by=("enter_counts", "recount"),
+                   title=t("批准差异", "Approve variances")),
         Transition("send_report", "reporting", "accountant_review", roles=("store_manager",), schema=Empty,
                    after=("write_report",), title=t("报送会计", "Send report to accountant")),
         Transition("accept", "accountant_review", "closed", roles=("accountant",), schema=Empty,
@@ -174,6 +191,33 @@ def _tolerance(ctx) -> Decimal:
 
 # ---- validators, guards, hooks ----
 
+def month_in_window(ctx) -> dict:
+    return month_window_errors("month", ctx.data["month"], ctx.now, ctx.instance.org_unit, MONTHS_BACK, MONTHS_AHEAD)
+
+
+def nothing_counted_yet(ctx) -> dict:
+    if ctx.doc.get("counts"):
+        return {"book": ["Counting has begun: the book is frozen. Correct it with 'Correct the book stock' "
+                         "(the counts are then done again)."]}
+    return {}
+
+
+def something_counted(ctx) -> dict:
+    if not ctx.doc.get("counts"):
+        return {"book": ["Nothing is counted yet: load the book stock instead."]}
+    return {}
+
+
+def restart_counting(ctx) -> None:
+    """The corrected book replaces the old one; counts, recounts and variances made against it are dropped
+    (they stay in the audit trail), and the correction is listed for the report."""
+    old = ctx.instance.data.get("book", [])
+    for key in ("counts", "recounts", "variances", "report"):
+        ctx.doc.pop(key, None)
+    ctx.doc["book_corrections"] = [*ctx.doc.get("book_corrections", []), {
+        "at": ctx.now.isoformat(), "replaced_lines": len(old), "replaced_units": sum(b["quantity"] for b in old),
+        "reason": ctx.comment}]
+
 def skus_on_the_book(ctx) -> dict:
     book = {line["sku"] for line in ctx.doc.get("book", [])}
     unknown = sorted({line["sku"] for line in ctx.data["lines"]} - book) if book else []
@@ -230,4 +274,5 @@ def write_report(ctx) -> None:
         "month": ctx.doc["month"], "lines": len(rows), "book_units": sum(r["book"] for r in rows),
         "counted_units": sum(r["counted"] for r in rows), "net_variance": sum(r["variance"] for r in rows),
         "lines_with_variance": sum(1 for r in rows if r["variance"]), "sent_at": ctx.now.isoformat(),
+        "book_corrections": len(ctx.doc.get("book_corrections", [])),
     }

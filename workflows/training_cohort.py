@@ -8,12 +8,13 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, fields, validate
 
-from engine import calendar
+from engine import calendar, org
 from engine.definition import Deadline, Rung, State, Transition, Workflow
 from engine.limits import CODE_MAX, TRAINEES_MAX
-from workflows.common import Empty, people_errors, t, user_at
+from workflows.common import Empty, day_window_errors, people_errors, t, user_at
 
 DAY_STARTS = time(9, 0)
+START_WINDOW = timedelta(days=366)  # a cohort starts at most a year back or a year ahead
 
 
 class CohortSchema(Schema):
@@ -59,7 +60,7 @@ DEFINITION = Workflow(
     initial="waiting",
     start_roles=("trainer", "sales_manager"),
     start_schema=CohortSchema,
-    start_validators=("people_in_post",),
+    start_validators=("people_in_post", "trainer_trains_others", "start_in_window"),
     on_start=("plan_schedule",),
     states=(
         State("waiting", t("等待下一培训日", "Until the next training day"),
@@ -78,7 +79,7 @@ DEFINITION = Workflow(
     transitions=(
         Transition("open_day", "waiting", "training_day", schema=Empty, after=("open_the_day",)),
         Transition("record_observation", "training_day", None, roles=("assignee",), schema=ObservationSchema,
-                   validators=("trainee_in_cohort",), after=("keep_observation",),
+                   validators=("trainee_in_cohort", "not_about_oneself"), after=("keep_observation",),
                    title=t("记录观察", "Record an observation")),
         Transition("end_day", "training_day", "stage_assessment", roles=("assignee",), schema=Empty,
                    validators=("everyone_observed",), conditions=("last_day_of_stage",),
@@ -87,13 +88,15 @@ DEFINITION = Workflow(
                    validators=("everyone_observed",), unless=("last_day_of_stage",), after=("next_day",),
                    title=t("结束当日", "End the day")),
         Transition("assess_stage", "stage_assessment", "selection", roles=("assignee",), schema=AssessmentSchema,
-                   validators=("scores_for_everyone",), conditions=("last_stage",), after=("keep_assessment",),
+                   validators=("scores_for_everyone", "not_about_oneself"), conditions=("last_stage",),
+                   after=("keep_assessment",),
                    title=t("阶段考核", "Assess the stage")),
         Transition("assess_stage", "stage_assessment", "waiting", roles=("assignee",), schema=AssessmentSchema,
-                   validators=("scores_for_everyone",), unless=("last_stage",),
+                   validators=("scores_for_everyone", "not_about_oneself"), unless=("last_stage",),
                    after=("keep_assessment", "next_day"), title=t("阶段考核", "Assess the stage")),
         Transition("select_candidate", "selection", "selected", roles=("assignee",), schema=CandidateSchema,
-                   validators=("trainee_in_cohort",), title=t("选定金牌销售员培养对象", "Select the candidate")),
+                   validators=("trainee_in_cohort", "not_about_oneself"),
+                   title=t("选定金牌销售员培养对象", "Select the candidate")),
         Transition("complete", "selected", "completed", roles=("assignee", "sales_manager"), schema=CompleteSchema,
                    title=t("结业", "Complete")),
     ),
@@ -138,9 +141,45 @@ def people_in_post(ctx) -> dict:
     return errors
 
 
+def _logins(acting) -> set[str]:
+    return {u.login for u in (acting.user, acting.on_behalf_of) if u is not None}
+
+
+def trainer_trains_others(ctx) -> dict:
+    """The trainer holds the trainer role at or above the cohort's unit, and neither the trainer nor whoever
+    sets the cohort up is one of its trainees (they would observe, score and select themselves)."""
+    unit, errors = ctx.instance.org_unit, {}
+    login = ctx.data.get("trainer")
+    trainer = user_at(login, unit) if login else ctx.acting.on_behalf_of or ctx.acting.user
+    if trainer is not None and "trainer" not in org.roles_at(trainer, unit):
+        errors["trainer"] = [f"'{trainer.login}' is not a trainer at this unit: name someone who holds the "
+                             f"trainer role."]
+    selves = ({trainer.login} if trainer else set()) | _logins(ctx.acting)
+    if selves & set(ctx.data["trainees"]):
+        errors["trainees"] = [f"The trainer and whoever sets up the cohort cannot be trainees: "
+                              f"{', '.join(sorted(selves & set(ctx.data['trainees'])))}."]
+    return errors
+
+
+def start_in_window(ctx) -> dict:
+    return day_window_errors("start_date", ctx.data["start_date"], ctx.now, ctx.instance.org_unit, START_WINDOW,
+                             START_WINDOW)
+
+
+def not_about_oneself(ctx) -> dict:
+    """Nobody observes, scores or selects themselves (a trainee standing in for the trainer, say)."""
+    selves = _logins(ctx.acting)
+    if ctx.data.get("trainee") in selves:
+        return {"trainee": ["You cannot record this about yourself."]}
+    if selves & set(ctx.data.get("scores") or {}):
+        return {"scores": ["You cannot score yourself."]}
+    return {}
+
+
 def plan_schedule(ctx) -> None:
     doc, inst = ctx.doc, ctx.instance
-    trainer = user_at(doc["trainer"], inst.org_unit) if doc.get("trainer") else ctx.acting.user
+    starter = ctx.acting.on_behalf_of or ctx.acting.user
+    trainer = user_at(doc["trainer"], inst.org_unit) if doc.get("trainer") else starter
     inst.assignee_id = trainer.id
     doc["trainer"] = trainer.login
     doc["schedule"] = schedule(date.fromisoformat(doc["start_date"]), doc["stages"], doc["days_per_stage"],

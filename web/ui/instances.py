@@ -57,7 +57,7 @@ def _form(inst, t: Transition, values=None, errors=None) -> ActionForm:
         values = forms.values_from(inst.data, specs) if t.dest is None and not t.signature else {}
         if any(s.name == "scores" and s.kind == "dict" for s in specs) and inst.data.get("trainees"):
             values["scores"] = "\n".join(f"{login}: " for login in inst.data["trainees"])  # one line each
-    upload = inst.workflow == "stocktake" and t.trigger == "load_book"
+    upload = inst.workflow == "stocktake" and t.trigger in ("load_book", "correct_book")
     return ActionForm(t, specs, values, errors or {}, upload)
 
 
