@@ -25,6 +25,9 @@ class Config:
     LOG_FORMAT_DEFAULT = "text"
     ALLOW_TIME_TRAVEL = False
     REDIS_QUEUE = "signoff"
+    # Tests only (TestingConfig reads SIGNOFF_CLOCK_START): a worker process whose clock starts at this ISO
+    # instant and runs on from there, so a test can run the real worker command at a chosen hour.
+    CLOCK_START = ""
 
     def __init__(self, environ=None):
         env = os.environ if environ is None else environ
@@ -98,6 +101,7 @@ class TestingConfig(Config):
         env["REDIS_URL"] = env.get("TEST_REDIS_URL", "")
         env.setdefault("SECRET_KEY", "testing-secret-key")
         super().__init__(env)
+        self.CLOCK_START = env.get("SIGNOFF_CLOCK_START", "")
 
 
 CONFIGS = {"development": DevelopmentConfig, "production": ProductionConfig, "testing": TestingConfig}

@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import time
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
@@ -112,6 +113,12 @@ def run_worker(app, burst: bool = False) -> None:
     """Run a worker (with RQ's scheduler) until it is asked to stop (SIGTERM, SIGINT) or, in burst mode, until
     the queue is empty. RQ ends its work loop on some Redis errors, such as a Redis restart caught at the wrong
     moment; a fresh worker takes over then, so a Redis restart never leaves the site without workers."""
+    start = app.config.get("CLOCK_START")  # set only by the testing configuration
+    with clock.as_of(datetime.fromisoformat(start)) if start else nullcontext():
+        _run_worker(app, burst)
+
+
+def _run_worker(app, burst: bool) -> None:
     pause = 1
     while True:
         worker, started = AppWorker.for_app(app, [queue.current()]), time.monotonic()
