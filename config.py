@@ -66,6 +66,12 @@ class Config:
         self.METRICS_TOKEN = env.get("METRICS_TOKEN", "")
         # Reverse proxies in front (wsgi.py): their X-Forwarded-For/-Proto give the client's address and scheme.
         self.PROXY_HOPS = int(env.get("PROXY_HOPS", "0"))
+        # Webhooks: endpoints must be public addresses; WEBHOOK_ALLOWED_HOSTS lists the internal ones allowed
+        # anyway (comma-separated host names or CIDRs, e.g. "hooks.corp.example,10.8.0.0/24"). WEBHOOK_TIMEOUT
+        # bounds each phase of a delivery (connect at most 5 s), in seconds.
+        self.WEBHOOK_ALLOWED_HOSTS = [h.strip() for h in env.get("WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()]
+        self.WEBHOOK_MAX_PER_UNIT = int(env.get("WEBHOOK_MAX_PER_UNIT", "10"))
+        self.WEBHOOK_TIMEOUT = float(env.get("WEBHOOK_TIMEOUT", "10"))
 
     def default_secret_key(self) -> str:
         """Development only: a random key generated once and kept in instance/secret_key."""

@@ -31,7 +31,7 @@ def _status(q: Queue, job_id: str) -> JobStatus | None:
     return job.get_status(refresh=False) if job is not None else None
 
 
-def _enqueue_now(q: Queue, func, job_id: str, *args) -> None:
+def enqueue_now(q: Queue, func, job_id: str, *args) -> None:
     """Enqueue `func` under `job_id` unless that job is waiting in the queue already (it will see everything
     committed before it starts, and a second copy would run beside it under the same id); under `job_id`-next
     while a job of that id is running: when a running job finishes, RQ deletes (and fails) whatever was
@@ -46,7 +46,7 @@ def schedule_fire_due(q: Queue, when: datetime) -> None:
     """Wake a worker just before `when` (at once if that has passed) to fire what is due then."""
     now = clock.now()
     if when <= now:
-        _enqueue_now(q, fire_due, "signoff-wake-now")
+        enqueue_now(q, fire_due, "signoff-wake-now")
         return
     _enqueue_at(q, max(when - EARLY, now), fire_due, f"signoff-wake-{int(when.timestamp())}", until=when.isoformat())
 
@@ -69,7 +69,7 @@ def schedule_send_mail(q: Queue, when: datetime | None = None, force: bool = Fal
     says a send-now job is queued: that job may have been lost with the gate still set."""
     if when is None:
         if q.connection.set(_mail_gate(q), 1, nx=True, ex=60) or force:  # the gate expires in case the job is lost
-            _enqueue_now(q, send_mail, "signoff-mail")
+            enqueue_now(q, send_mail, "signoff-mail")
     else:
         _enqueue_at(q, when, send_mail, f"signoff-mail-{int(when.timestamp())}")
 
@@ -82,7 +82,7 @@ def fire_due(until: str | None = None) -> dict:
     if due > timers.BATCH:
         q = queue.current()
         for i in range(min(Worker.count(queue=q) - 1, due // timers.BATCH)):
-            _enqueue_now(q, fire_due_helper, f"signoff-help-{i}", until)
+            enqueue_now(q, fire_due_helper, f"signoff-help-{i}", until)
     return fire_due_helper(until)
 
 
