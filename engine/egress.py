@@ -60,7 +60,7 @@ def resolve(host: str, port: int) -> list[Address]:
     """The addresses `host` resolves to (a literal address is itself). Raises Refused if there are none."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError) as e:
+    except (OSError, UnicodeError, ValueError) as e:
         raise Unresolvable(f"{host} does not resolve ({e})") from None
     addresses = []
     for *_, sockaddr in infos:
