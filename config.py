@@ -25,6 +25,9 @@ class Config:
     LOG_FORMAT_DEFAULT = "text"
     ALLOW_TIME_TRAVEL = False
     REDIS_QUEUE = "signoff"
+    # Tests only (TestingConfig reads SIGNOFF_CLOCK_START): a worker process whose clock starts at this ISO
+    # instant and runs on from there, so a test can run the real worker command at a chosen hour.
+    CLOCK_START = ""
 
     def __init__(self, environ=None):
         env = os.environ if environ is None else environ
@@ -69,6 +72,12 @@ class Config:
         self.IMPORT_MAX_ROWS = int(env.get("IMPORT_MAX_ROWS", "20000"))
         # Reverse proxies in front (wsgi.py): their X-Forwarded-For/-Proto give the client's address and scheme.
         self.PROXY_HOPS = int(env.get("PROXY_HOPS", "0"))
+        # Webhooks: endpoints must be public addresses; WEBHOOK_ALLOWED_HOSTS lists the internal ones allowed
+        # anyway (comma-separated host names or CIDRs, e.g. "hooks.corp.example,10.8.0.0/24"). WEBHOOK_TIMEOUT
+        # bounds each phase of a delivery (connect at most 5 s), in seconds.
+        self.WEBHOOK_ALLOWED_HOSTS = [h.strip() for h in env.get("WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()]
+        self.WEBHOOK_MAX_PER_UNIT = int(env.get("WEBHOOK_MAX_PER_UNIT", "10"))
+        self.WEBHOOK_TIMEOUT = float(env.get("WEBHOOK_TIMEOUT", "10"))
 
     def default_secret_key(self) -> str:
         """Development only: a random key generated once and kept in instance/secret_key."""
@@ -104,6 +113,7 @@ class TestingConfig(Config):
         env["REDIS_URL"] = env.get("TEST_REDIS_URL", "")
         env.setdefault("SECRET_KEY", "testing-secret-key")
         super().__init__(env)
+        self.CLOCK_START = env.get("SIGNOFF_CLOCK_START", "")
 
 
 CONFIGS = {"development": DevelopmentConfig, "production": ProductionConfig, "testing": TestingConfig}

@@ -32,6 +32,13 @@ def second_of(when: datetime) -> datetime:
     return when if not when.microsecond else when.replace(microsecond=0) + timedelta(seconds=1)
 
 
+def wake_instant(when: datetime, now: datetime) -> datetime:
+    """When to wake a worker for a timer due at `when`: `now` itself if it is already due (so the wake-up is
+    queued at once, not scheduled: rounding an overdue instant up to the next second put it a moment into the
+    future, where a burst worker, whose one scheduler pass was over, never saw it), else its whole second."""
+    return now if when <= now else second_of(when)
+
+
 def wake_at(session, when: datetime) -> None:
     """Note that a timer falls due at `when` (only the near ones need a wake-up of their own)."""
     if when <= clock.now() + horizon():
@@ -56,8 +63,8 @@ def after_commit(session) -> None:
     from engine import jobs, queue
 
     try:
-        q = queue.current()
-        for when in sorted({second_of(w) for w in wake}):
+        q, now = queue.current(), clock.now()
+        for when in sorted({wake_instant(w, now) for w in wake}):
             jobs.schedule_fire_due(q, when)
         for when in {second_of(w) if w else None for w in mail}:
             jobs.schedule_send_mail(q, when)

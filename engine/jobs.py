@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import time
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
@@ -30,7 +31,7 @@ def _status(q: Queue, job_id: str) -> JobStatus | None:
     return job.get_status(refresh=False) if job is not None else None
 
 
-def _enqueue_now(q: Queue, func, job_id: str, *args) -> None:
+def enqueue_now(q: Queue, func, job_id: str, *args) -> None:
     """Enqueue `func` under `job_id` unless that job is waiting in the queue already (it will see everything
     committed before it starts, and a second copy would run beside it under the same id); under `job_id`-next
     while a job of that id is running: when a running job finishes, RQ deletes (and fails) whatever was
@@ -45,7 +46,7 @@ def schedule_fire_due(q: Queue, when: datetime) -> None:
     """Wake a worker just before `when` (at once if that has passed) to fire what is due then."""
     now = clock.now()
     if when <= now:
-        _enqueue_now(q, fire_due, "signoff-wake-now")
+        enqueue_now(q, fire_due, "signoff-wake-now")
         return
     _enqueue_at(q, max(when - EARLY, now), fire_due, f"signoff-wake-{int(when.timestamp())}", until=when.isoformat())
 
@@ -68,7 +69,7 @@ def schedule_send_mail(q: Queue, when: datetime | None = None, force: bool = Fal
     says a send-now job is queued: that job may have been lost with the gate still set."""
     if when is None:
         if q.connection.set(_mail_gate(q), 1, nx=True, ex=60) or force:  # the gate expires in case the job is lost
-            _enqueue_now(q, send_mail, "signoff-mail")
+            enqueue_now(q, send_mail, "signoff-mail")
     else:
         _enqueue_at(q, when, send_mail, f"signoff-mail-{int(when.timestamp())}")
 
@@ -81,7 +82,7 @@ def fire_due(until: str | None = None) -> dict:
     if due > timers.BATCH:
         q = queue.current()
         for i in range(min(Worker.count(queue=q) - 1, due // timers.BATCH)):
-            _enqueue_now(q, fire_due_helper, f"signoff-help-{i}", until)
+            enqueue_now(q, fire_due_helper, f"signoff-help-{i}", until)
     return fire_due_helper(until)
 
 
@@ -112,6 +113,12 @@ def run_worker(app, burst: bool = False) -> None:
     """Run a worker (with RQ's scheduler) until it is asked to stop (SIGTERM, SIGINT) or, in burst mode, until
     the queue is empty. RQ ends its work loop on some Redis errors, such as a Redis restart caught at the wrong
     moment; a fresh worker takes over then, so a Redis restart never leaves the site without workers."""
+    start = app.config.get("CLOCK_START")  # set only by the testing configuration
+    with clock.as_of(datetime.fromisoformat(start)) if start else nullcontext():
+        _run_worker(app, burst)
+
+
+def _run_worker(app, burst: bool) -> None:
     pause = 1
     while True:
         worker, started = AppWorker.for_app(app, [queue.current()]), time.monotonic()

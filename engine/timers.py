@@ -227,7 +227,7 @@ def reconcile(now: datetime | None = None, horizon: timedelta | None = None) -> 
     dues = db.session.scalars(
         sa.select(Timer.due_at).where(Timer.status == TimerStatus.PENDING.value,
                                       Timer.due_at <= now + (horizon or alarm.horizon())).distinct()).all()
-    seconds = {alarm.second_of(max(d, now)) for d in dues}
+    seconds = {alarm.wake_instant(d, now) for d in dues}  # whatever is overdue: one wake-up, queued now
     for when in sorted(seconds):
         jobs.schedule_fire_due(q, when)
     if db.session.scalar(sa.select(Notification.id).where(mail.due(now)).limit(1)):

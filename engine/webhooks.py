@@ -6,6 +6,11 @@ from timers as they fire. After commit an RQ job sends them, retrying with backo
 Each event has an id (the same for every endpoint) so receivers can de-duplicate.
 
 Signature: header `X-Signoff-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>" with the secret>`.
+
+Endpoints are never inside our network (engine/egress.py: checked on registration and on every connect), a
+redirect is a failed attempt (never followed), and the log says only "delivery failed" or the HTTP status:
+nothing that would tell a closed port from a filtered one. Each webhook's deliveries are sent by a job of its
+own, so a slow or dead receiver delays only itself.
 """
 import hashlib
 import hmac
@@ -17,10 +22,11 @@ from datetime import datetime, timedelta
 from enum import Enum
 from urllib.parse import urlsplit
 
+import httpx
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from engine import clock
+from engine import clock, egress
 from engine.db import JSONType, UTCDateTime, db, json_dumps
 from engine.errors import InvalidInput, UnknownInstance
 from engine.models import Instance, Timer
@@ -45,6 +51,9 @@ class DeliveryStatus(str, Enum):
 MAX_ATTEMPTS = 6
 BACKOFF = [10, 60, 300, 1800, 7200]  # seconds before attempts 2, 3, ...
 TIMEOUT = 10
+MAX_PER_UNIT = 10
+BUDGET = 60  # seconds one sending job spends before it hands the rest to a fresh job
+FAILED = "delivery failed"  # the only reason given for an attempt that got no HTTP answer
 
 
 class Webhook(db.Model):
@@ -84,13 +93,46 @@ class WebhookDelivery(db.Model):
 
 # ---- registering endpoints -------------------------------------------------------------------------------
 
+def _settings() -> tuple[tuple[str, ...], float]:
+    from flask import current_app
+
+    return (egress.allowed_list(current_app.config.get("WEBHOOK_ALLOWED_HOSTS", ())),
+            float(current_app.config.get("WEBHOOK_TIMEOUT", TIMEOUT)))
+
+
 def check_url(url: str, testing: bool = False) -> str:
-    """HTTPS only (plain http to the loopback address is allowed in tests, for a local receiver)."""
-    parts = urlsplit(url)
-    local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost") and testing
-    if not (parts.scheme == "https" or local) or not parts.hostname or len(url) > 500:
+    """HTTPS only (plain http is allowed in tests, for a local receiver), to a host outside our network: one
+    whose every address is public (or that WEBHOOK_ALLOWED_HOSTS lists). A name that does not resolve yet is
+    accepted: it is checked again at each connect."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise InvalidInput("the endpoint is not a valid URL", field="url") from None
+    if not (parts.scheme == "https" or (parts.scheme == "http" and testing)) or not parts.hostname or len(url) > 500:
         raise InvalidInput("the endpoint must be an https:// URL", field="url")
+    try:
+        egress.check_host(parts.hostname, port, _settings()[0])
+    except egress.Unresolvable:
+        pass
+    except egress.Refused:
+        raise InvalidInput("the endpoint must not be a loopback, private, link-local, multicast or reserved "
+                           "address (nor a name that resolves to one)", field="url") from None
     return url
+
+
+def _check_room(org_unit_id: int) -> None:
+    """At most WEBHOOK_MAX_PER_UNIT active webhooks per org unit (each event is sent to every one of them)."""
+    from flask import current_app
+
+    cap = int(current_app.config.get("WEBHOOK_MAX_PER_UNIT", MAX_PER_UNIT))
+    # Lock the unit's row (PostgreSQL) so two admins registering at once cannot both take the last place.
+    db.session.execute(sa.select(OrgUnit.id).where(OrgUnit.id == org_unit_id).with_for_update())
+    active = db.session.scalar(sa.select(sa.func.count()).select_from(Webhook).where(
+        Webhook.org_unit_id == org_unit_id, Webhook.active))
+    if active >= cap:
+        raise InvalidInput(f"at most {cap} active webhooks per org unit; pause or delete one first",
+                           field="org_unit")
 
 
 def check_events(events: list[str]) -> list[str]:
@@ -102,7 +144,9 @@ def check_events(events: list[str]) -> list[str]:
 
 
 def create(actor, url: str, events: list[str], org_unit_id: int, testing: bool = False) -> Webhook:
-    hook = Webhook(url=check_url(url, testing), events=check_events(events), secret=secrets.token_hex(32),
+    url, events = check_url(url, testing), check_events(events)
+    _check_room(org_unit_id)
+    hook = Webhook(url=url, events=events, secret=secrets.token_hex(32),
                    created_by_id=actor.id, org_unit_id=org_unit_id, created_at=clock.now())
     db.session.add(hook)
     db.session.commit()
@@ -126,6 +170,8 @@ def update(hook: Webhook, url: str | None = None, events: list[str] | None = Non
         hook.url = check_url(url, testing)
     if events is not None:
         hook.events = check_events(events)
+    if active and not hook.active:
+        _check_room(hook.org_unit_id)
     if active is not None:
         hook.active = active
     db.session.commit()
@@ -286,9 +332,9 @@ def schedule(at_seconds: float = 0) -> None:
     try:
         q = queue.current()
         if at_seconds <= 0:
-            q.enqueue(deliver_pending, job_id="signoff-webhooks", result_ttl=0, failure_ttl=3600)
+            q.enqueue(dispatch, job_id="signoff-webhooks", result_ttl=0, failure_ttl=3600)
         else:
-            q.enqueue_in(timedelta(seconds=at_seconds), deliver_pending,
+            q.enqueue_in(timedelta(seconds=at_seconds), dispatch,
                          job_id=f"signoff-webhooks-{int(time.time() + at_seconds)}", result_ttl=0)
     except (RedisError, RuntimeError) as e:  # no Redis, or no app context: the commit stands regardless
         log.warning("could not schedule webhook deliveries: %s (the next event or `webhooks send` will)", e)
@@ -311,21 +357,49 @@ def verify(secret: str, header: str, body: bytes, tolerance: int | None = 300) -
     return hmac.compare_digest(sign(secret, timestamp, body), header)
 
 
-def deliver_pending(limit: int = 100) -> dict:
-    """Send due deliveries; failures are retried with backoff, up to MAX_ATTEMPTS. Returns counts."""
+def _due(now: datetime):
+    return sa.and_(WebhookDelivery.status == DeliveryStatus.PENDING.value,
+                   sa.or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now))
+
+
+def dispatch() -> int:
+    """RQ job: one sending job per webhook that has deliveries due, so that a slow or unreachable receiver
+    holds up only its own deliveries (idle workers send to the others meanwhile). Returns the webhooks."""
+    from engine import jobs, queue  # jobs runs this module's functions: imported here, not at the top
+
+    hook_ids = db.session.scalars(sa.select(WebhookDelivery.webhook_id).where(_due(clock.now())).distinct()).all()
+    q = queue.current()
+    for hook_id in sorted(hook_ids):
+        jobs.enqueue_now(q, deliver_pending, f"signoff-webhook-{hook_id}", hook_id)
+    return len(hook_ids)
+
+
+def deliver_pending(webhook_id: int | None = None, limit: int = 100) -> dict:
+    """Send due deliveries (of one webhook, or of all); failures are retried with backoff, up to MAX_ATTEMPTS.
+    A receiver that gives no answer (unreachable, too slow) is not tried again in this round: its other
+    deliveries wait for the next, instead of each costing a timeout. Returns counts."""
     from flask import current_app
 
     backoff = current_app.config.get("WEBHOOK_BACKOFF", BACKOFF)
-    timeout = current_app.config.get("WEBHOOK_TIMEOUT", TIMEOUT)
-    now = clock.now()
-    due = db.session.scalars(sa.select(WebhookDelivery).where(
-        WebhookDelivery.status == DeliveryStatus.PENDING.value,
-        sa.or_(WebhookDelivery.next_attempt_at.is_(None), WebhookDelivery.next_attempt_at <= now))
-        .order_by(WebhookDelivery.id).limit(limit)).all()
+    allowed, timeout = _settings()
+    http = egress.client(allowed, timeout)
+    query = sa.select(WebhookDelivery).where(_due(clock.now())).order_by(WebhookDelivery.id).limit(limit)
+    if webhook_id is not None:
+        query = query.where(WebhookDelivery.webhook_id == webhook_id)
+    due = db.session.scalars(query).all()
     counts = {"delivered": 0, "retrying": 0, "failed": 0}
-    retry_in = None
+    retry_in, silent, started, more = None, set(), time.monotonic(), len(due) == limit
     for d in due:
-        code, error = _post(d, timeout)
+        if d.webhook_id in silent:
+            continue
+        if time.monotonic() - started > BUDGET:  # a slow-but-answering receiver: a fresh job goes on
+            more = True
+            break
+        if not _claim(d, timeout):
+            continue
+        code, error = _post(http, d)
+        if code is None:
+            silent.add(d.webhook_id)
         d.attempts += 1
         d.last_status_code, d.last_error = code, error
         if error is None:
@@ -342,28 +416,42 @@ def deliver_pending(limit: int = 100) -> dict:
         db.session.commit()  # each attempt is logged even if a later one hangs
     if retry_in is not None:
         schedule(max(retry_in, 1))
-    elif len(due) == limit:
+    if more:
         schedule()
+    # A silent receiver's other deliveries are still due: the next event, retry or reconcile sends them.
     return counts
 
 
-def _post(d: WebhookDelivery, timeout: float) -> tuple[int | None, str | None]:
-    import urllib.error
-    import urllib.request
+def _claim(d: WebhookDelivery, timeout: float) -> bool:
+    """Take `d` for one attempt, unless another sender has (two jobs for one webhook can overlap: one running,
+    one queued behind it): its next attempt moves past the longest this one can take, so should this worker
+    die mid-send, the delivery is due again then."""
+    now = clock.now()
+    taken = db.session.execute(
+        sa.update(WebhookDelivery).where(WebhookDelivery.id == d.id, _due(now))
+        .values(next_attempt_at=now + timedelta(seconds=4 * timeout + 5)),
+        execution_options={"synchronize_session": False}).rowcount
+    db.session.commit()
+    return taken == 1
 
+
+def _post(http, d: WebhookDelivery) -> tuple[int | None, str | None]:
+    """POST one delivery: (HTTP status or None, None if delivered else the reason for the log). The reason is
+    "HTTP <status>" for an answer other than 2xx (a redirect included: it is not followed) and a generic
+    FAILED otherwise: the log must not tell refused, timed out and TLS failures apart (that would make the
+    webhook a port scanner); the operator's log has the detail."""
     body = json_dumps(d.payload).encode()
     stamp = int(time.time())
-    request = urllib.request.Request(d.webhook.url, data=body, method="POST", headers={
-        "Content-Type": "application/json; charset=utf-8", "User-Agent": "Signoff-Webhooks/1",
-        "X-Signoff-Event": d.event, "X-Signoff-Event-Id": d.event_id, "X-Signoff-Delivery": str(d.id),
-        "X-Signoff-Signature": sign(d.webhook.secret, stamp, body)})
+    headers = {"Content-Type": "application/json; charset=utf-8", "User-Agent": "Signoff-Webhooks/1",
+               "X-Signoff-Event": d.event, "X-Signoff-Event-Id": d.event_id, "X-Signoff-Delivery": str(d.id),
+               "X-Signoff-Signature": sign(d.webhook.secret, stamp, body)}
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (URL checked on create)
-            return response.status, None
-    except urllib.error.HTTPError as e:
-        return e.code, f"HTTP {e.code}"
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        return None, str(getattr(e, "reason", e))[:500]
+        with http.stream("POST", d.webhook.url, content=body, headers=headers) as response:
+            code = response.status_code  # the body is never read: a receiver cannot make us wait on it
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError) as e:
+        log.info("webhook %s: delivery %s failed: %r", d.webhook_id, d.id, e)
+        return None, FAILED
+    return (code, None) if 200 <= code < 300 else (code, f"HTTP {code}")
 
 
 def payload_json(d: WebhookDelivery) -> str:

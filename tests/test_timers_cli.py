@@ -2,17 +2,20 @@
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import pytest
 import sqlalchemy as sa
 
 import engine
-from engine import clock, queue
+from engine import queue
 from engine.db import db
 from engine.models import Timer
 
 ROOT = Path(__file__).resolve().parent.parent
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 REQUEST = {"customer": "李女士", "amount": "1280.00", "discount_percent": "15", "reason": "老客户"}
 
 
@@ -61,20 +64,24 @@ def test_reconcile_command(app, people, clock, rq_queue):
     assert rq_queue.count >= 1  # a wake-up for what is due, and the mail sender
 
 
-def test_the_real_worker_command_fires_and_mails(app, people, smtp, rq_queue):
-    # Real time here: the timers are armed in the past, so the worker process (which reads the real clock) finds
-    # them due.
-    past = datetime.now(UTC) - timedelta(hours=9)
-    with clock.as_of(past):
-        inst = engine.start("discount_request", "S1", people["a1"], REQUEST)
-        engine.fire(inst.id, "submit", people["a1"])
+@pytest.mark.parametrize("hour", [9, 15])
+def test_the_real_worker_command_fires_and_mails(app, people, smtp, rq_queue, clock, hour):
+    # Armed on Monday 10:00; the worker process runs on Tuesday at `hour` (Shanghai) by its own clock
+    # (SIGNOFF_CLOCK_START), when all four timers are overdue. Before 14:00 no scheduled start (the day's
+    # handovers) queues a wake-up of its own: the overdue timers alone must wake a burst worker.
+    inst = engine.start("discount_request", "S1", people["a1"], REQUEST)
+    engine.fire(inst.id, "submit", people["a1"])
+    worker_now = datetime(2026, 11, 3, hour, 0, tzinfo=SHANGHAI)
     cfg = app.config["SIGNOFF_CONFIG"]
     env = dict(os.environ, SIGNOFF_ENV="testing", SIGNOFF_INSTANCE=str(cfg.INSTANCE_PATH),
                TEST_REDIS_URL=cfg.REDIS_URL or queue.embedded_url(cfg), MAIL_SERVER="127.0.0.1",
-               MAIL_PORT=str(smtp.port))
+               MAIL_PORT=str(smtp.port), SIGNOFF_CLOCK_START=worker_now.isoformat())
     done = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "worker", "--burst"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    # Only this request's mail: the worker also starts what is scheduled for today by the real clock (handovers).
+    # Only this request's mail: at 15:00 the worker also starts the day's handovers.
     subjects = sorted(str(m["Subject"])[:6] for m in smtp.messages if "折扣" in str(m["Subject"]))
     assert subjects == ["【待办】折扣"] * 3 + ["【提醒】折扣"] * 2 + ["【超时升级】"] * 2  # east, then boss
+    db.session.expire_all()
+    statuses = db.session.scalars(sa.select(Timer.status).where(Timer.instance_id == inst.id)).all()
+    assert statuses == ["fired"] * 4
