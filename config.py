@@ -1,7 +1,8 @@
 """Configuration classes. Everything comes from environment variables, with embedded defaults that need
 no services: a SQLite file and an embedded Redis under `instance/`.
 
-SIGNOFF_ENV picks the class: development (default), production, testing.
+SIGNOFF_ENV picks the class: development (default), production, staging (production's settings, but
+ALLOW_TIME_TRAVEL may be turned on for rehearsals), testing.
 """
 import os
 import secrets
@@ -78,6 +79,11 @@ class Config:
         self.WEBHOOK_ALLOWED_HOSTS = [h.strip() for h in env.get("WEBHOOK_ALLOWED_HOSTS", "").split(",") if h.strip()]
         self.WEBHOOK_MAX_PER_UNIT = int(env.get("WEBHOOK_MAX_PER_UNIT", "10"))
         self.WEBHOOK_TIMEOUT = float(env.get("WEBHOOK_TIMEOUT", "10"))
+        # Seconds an API token works after it is issued (then the client asks for a new one).
+        self.API_TOKEN_TTL = int(env.get("API_TOKEN_TTL", str(30 * 24 * 3600)))
+        # `timers run-due --now` / `timers schedule --now` later than the real time: rehearsing month-end.
+        if "ALLOW_TIME_TRAVEL" in env:
+            self.ALLOW_TIME_TRAVEL = env["ALLOW_TIME_TRAVEL"] == "1"
 
     def default_secret_key(self) -> str:
         """Development only: a random key generated once and kept in instance/secret_key."""
@@ -95,9 +101,21 @@ class DevelopmentConfig(Config):
 
 class ProductionConfig(Config):
     LOG_FORMAT_DEFAULT = "json"
+    TIME_TRAVEL_ALLOWED = False  # moving timers past the real time would fire real escalations early
+
+    def __init__(self, environ=None):
+        super().__init__(environ)
+        if self.ALLOW_TIME_TRAVEL and not self.TIME_TRAVEL_ALLOWED:
+            raise RuntimeError("ALLOW_TIME_TRAVEL cannot be set in production (use SIGNOFF_ENV=staging)")
 
     def default_secret_key(self) -> str:
-        raise RuntimeError("SECRET_KEY must be set in production (SIGNOFF_ENV=production)")
+        raise RuntimeError("SECRET_KEY must be set in production (SIGNOFF_ENV=production or staging)")
+
+
+class StagingConfig(ProductionConfig):
+    """Production's settings on a rehearsal copy, where ALLOW_TIME_TRAVEL=1 may move timers past the real time."""
+
+    TIME_TRAVEL_ALLOWED = True
 
 
 class TestingConfig(Config):
@@ -116,7 +134,8 @@ class TestingConfig(Config):
         self.CLOCK_START = env.get("SIGNOFF_CLOCK_START", "")
 
 
-CONFIGS = {"development": DevelopmentConfig, "production": ProductionConfig, "testing": TestingConfig}
+CONFIGS = {"development": DevelopmentConfig, "production": ProductionConfig, "staging": StagingConfig,
+           "testing": TestingConfig}
 
 
 def from_env(environ=None) -> Config:

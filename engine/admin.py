@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
-from engine import org
+from engine import org, tokens
 from engine.db import db
 from engine.errors import EngineError, InvalidInput, NotPermitted
 from engine.org import Delegation, OrgUnit, Role, RoleAssignment, User
@@ -139,6 +139,8 @@ def update_user(actor: User, login: str, name: str | None = None, email: str | N
             setattr(target, attr, value)
     if password is not None:
         target.set_password(password)
+    if password is not None or active is False:
+        tokens.revoke_all(target)  # a reset or a deactivation ends every token and session, for good
     db.session.commit()
     return target
 

@@ -92,6 +92,8 @@ class User(db.Model):
     locale: Mapped[str] = mapped_column(sa.String(8), default="zh")
     password_hash: Mapped[str] = mapped_column(sa.String(255), default="")
     active: Mapped[bool] = mapped_column(default=True)
+    # Part of every sign-in session's id: raising it (engine.tokens.end_sessions) ends all of them at once.
+    session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")

@@ -28,4 +28,4 @@ def test_defaults_need_no_services(tmp_path):
     pg = config.from_env({"DATABASE_URL": "postgresql://root@localhost/test", "SECRET_KEY": "k"})
     assert pg.SQLALCHEMY_DATABASE_URI == "postgresql+psycopg://root@localhost/test"
     with pytest.raises(RuntimeError, match="SIGNOFF_ENV"):
-        config.from_env({"SIGNOFF_ENV": "staging"})
+        config.from_env({"SIGNOFF_ENV": "prod"})

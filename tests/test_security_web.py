@@ -1,7 +1,8 @@
 """Web security: CSRF on every UI POST route (generated from the URL map), session cookies and security headers
 on every kind of response (HSTS over HTTPS, also behind a proxy with PROXY_HOPS), failed-login limits on both
-doors (sign-in page and API tokens, per account and per address), scrypt password hashes, API tokens stored
-only as hashes, and no user enumeration by answer or by timing.
+doors (sign-in page and API tokens, per account and address, and per address; the attack itself:
+tests/test_security_credentials.py), scrypt password hashes, API tokens stored only as hashes, and no user
+enumeration by answer or by timing.
 
 Builds on tests/test_ui_pages.py (cookie flags over http/https, the sign-in page's limits, 13 CSRF cases) and
 tests/test_api_core.py (token hash != token)."""
@@ -238,11 +239,12 @@ def test_behind_a_proxy_https_and_the_client_address_come_from_it(app, people, p
 
 # ---- sign-in: limits, hashes, tokens, enumeration --------------------------------------------------------
 
-def test_api_tokens_share_the_sign_in_pages_failed_login_budget(app, people, fresh_limits, monkeypatch):  # noqa: F811
+def test_api_tokens_share_the_sign_in_pages_failed_login_budget(app, people, fresh_limits, clock,  # noqa: F811
+                                                                 monkeypatch):
     api = app.test_client()
     for _ in range(5):
         assert api.post("/api/v1/tokens", json={"login": "rep1", "password": "bad"}).status_code == 401
-    r = api.post("/api/v1/tokens", json={"login": "rep1", "password": "pw-rep1"})  # even the right password now
+    r = api.post("/api/v1/tokens", json={"login": "rep1", "password": "pw-rep1"})  # from here, even the right one
     assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0 and r.json["error"] == "rate_limited"
     page = Session(app)
     assert page.post("/login", {"login": "rep1", "password": "pw-rep1"}).status_code == 429  # either door

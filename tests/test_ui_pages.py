@@ -42,11 +42,11 @@ def test_login_cookie_flags_and_no_enumeration(app, people, anonymous):
     assert r.status_code == 302 and "Secure" in r.headers["Set-Cookie"]
 
 
-def test_failed_logins_are_limited_per_account_and_per_address(app, people, anonymous, monkeypatch):
+def test_failed_logins_are_limited_per_account_and_per_address(app, people, anonymous, clock, monkeypatch):
     s = anonymous()
     for _ in range(5):
         assert s.post("/login", {"login": "rep1", "password": "bad"}).status_code == 401
-    blocked = s.post("/login", {"login": "rep1", "password": "pw-rep1"})  # even the right password now
+    blocked = s.post("/login", {"login": "rep1", "password": "pw-rep1"})  # from this address, even the right one
     assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0
     assert s.post("/login", {"login": "salesmgr", "password": "pw-salesmgr"}).status_code == 302
     monkeypatch.setitem(app.config, "UI_LOGIN_ADDRESS_LIMIT", 3)

@@ -1,5 +1,5 @@
 """Bearer-token authentication for /api/v1. Cookies are never looked at, so the API has no CSRF exposure.
-Getting a token spends the same failed-login budget as the sign-in page (per account and per address)."""
+Getting a token shares the sign-in page's failed-login counts and delays (web/ui/ratelimit.py)."""
 from flask import g, request
 
 from engine import org, tokens
@@ -29,21 +29,21 @@ def authenticate() -> None:
     g.api_user = user
 
 
-def login(name: str, password: str) -> str | None:
-    """A new token for these credentials (None when wrong); 429 with Retry-After once the account's or the
-    address's failed-login budget is spent, whichever door (this or the sign-in page) spent it."""
+def login(name: str, password: str) -> tokens.Issued | None:
+    """A new token for these credentials (None when wrong); 429 with Retry-After while this login from this
+    address, or this address, must wait after failed attempts at either door (this or the sign-in page)."""
     from web.ui import ratelimit
 
     address = request.remote_addr or "-"
     wait = ratelimit.blocked(name, address)
     if wait:
         raise ApiError(429, "rate_limited", "too many failed sign-in attempts", headers={"Retry-After": str(wait)})
-    token = tokens.login(name, password)
-    if token is None:
+    issued = tokens.login(name, password)
+    if issued is None:
         ratelimit.failed(name, address)
     else:
-        ratelimit.succeeded(name)
-    return token
+        ratelimit.succeeded(name, address)
+    return issued
 
 
 def current_user() -> User:

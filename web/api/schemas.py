@@ -126,6 +126,8 @@ class TokenIn(Schema):
 
 class TokenOut(Schema):
     token = fields.String(required=True, metadata={"description": "Shown once; send as Authorization: Bearer …"})
+    expires_at = fields.DateTime(required=True, metadata={
+        "description": "When the token stops working (API_TOKEN_TTL after it was issued); then ask for a new one"})
 
 
 class RoleOut(Schema):

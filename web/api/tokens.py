@@ -17,11 +17,20 @@ blp = Blueprint("api_tokens", __name__, url_prefix="/api/v1", description="Token
 @blp.doc(security=[])
 @errors(blp, 400, 401, 422)
 def create_token(args):
-    """Log in: a new bearer token for login + password (shown once; only its hash is stored)."""
-    token = login(args["login"], args["password"])  # within the failed-login budget (web/api/auth.py)
-    if token is None:
+    """Log in: a new bearer token for login + password (shown once; only its hash is stored), valid until
+    `expires_at` (API_TOKEN_TTL, 30 days by default)."""
+    issued = login(args["login"], args["password"])  # within the failed-login limits (web/api/auth.py)
+    if issued is None:
         raise ApiError(401, "bad_credentials", "wrong login or password")
-    return {"token": token}
+    return {"token": issued.token, "expires_at": issued.expires_at}
+
+
+@blp.route("/tokens", endpoint="revoke_tokens", methods=["DELETE"])
+@blp.response(204)
+@errors(blp, 401)
+def revoke_tokens():
+    """Log out everywhere: revoke every token of the caller, the one this request was made with too."""
+    tokens.revoke_every_token(current_user())
 
 
 @blp.route("/tokens/current", endpoint="revoke_token", methods=["DELETE"])

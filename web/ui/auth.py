@@ -1,5 +1,8 @@
 """Signing in and out, changing one's password and language. No user enumeration: an unknown login and a
-wrong password get the same answer in about the same time; failures are limited per account and per address."""
+wrong password get the same answer in about the same time; failures slow down per account and address
+(web/ui/ratelimit.py). Signing out ends the session on the server too: a copy of the cookie no longer works."""
+from urllib.parse import urlsplit
+
 from flask import abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -16,14 +19,15 @@ from web.ui import bp, login_manager, ratelimit
 
 
 class SignedIn(UserMixin):
-    """The signed-in person, for Flask-Login. `user` is the engine's User; the session id includes a piece of
-    the password hash, so changing the password ends every other session."""
+    """The signed-in person, for Flask-Login. `user` is the engine's User; the session id includes the user's
+    session generation, so signing out, a password change or reset and a deactivation (which raise it: engine
+    tokens.end_sessions) end every session made before, wherever its cookie is replayed from."""
 
     def __init__(self, user: User):
         self.user = user
 
     def get_id(self) -> str:
-        return f"{self.user.id}:{self.user.password_hash[-16:]}"
+        return f"{self.user.id}:{self.user.session_generation}"
 
     @property
     def is_active(self) -> bool:
@@ -35,11 +39,11 @@ class SignedIn(UserMixin):
 
 @login_manager.user_loader
 def load_user(session_id: str):
-    user_id, _sep, stamp = session_id.partition(":")
+    user_id, _sep, generation = session_id.partition(":")
     if not user_id.isdigit():
         return None
     user = db.session.get(User, int(user_id))
-    if user is None or not user.active or user.password_hash[-16:] != stamp:
+    if user is None or not user.active or str(user.session_generation) != generation:
         return None
     return SignedIn(user)
 
@@ -69,9 +73,15 @@ class SettingsForm(FlaskForm):
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return url_for("ui.inbox")
+    """`target` when it is a path on this site, else the inbox. Browsers drop tabs and newlines from a URL and
+    read a backslash as a slash, so "/\t/evil.example" would leave the site: any of those (or any control
+    character or space) makes the target unsafe, and what is left must parse with no scheme and no host."""
+    if not target or "\\" in target or any(ord(c) <= 32 or ord(c) == 127 for c in target):
+        return url_for("ui.inbox")
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not parts.path.startswith("/") or parts.path.startswith("//"):
+        return url_for("ui.inbox")
+    return target
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -82,11 +92,12 @@ def login():
         name, address = form.login.data.strip(), request.remote_addr or "-"
         wait = ratelimit.blocked(name, address)
         if wait:
-            form.form_errors.append(_("Too many failed attempts. Try again in %(m)s minutes.", m=max(1, wait // 60)))
+            form.form_errors.append(_("Too many failed attempts. Try again in %(s)s seconds.", s=wait) if wait < 60
+                                    else _("Too many failed attempts. Try again in %(m)s minutes.", m=-(-wait // 60)))
             return render_template("login.html", form=form), 429, {"Retry-After": str(wait)}
         user = tokens.credentials(name, form.password.data)  # unknown, inactive, wrong: the same answer and work
         if user is not None:
-            ratelimit.succeeded(name)
+            ratelimit.succeeded(name, address)
             login_user(SignedIn(user))
             return redirect(_safe_next(request.args.get("next")))
         ratelimit.failed(name, address)
@@ -99,6 +110,9 @@ def login():
 
 @bp.post("/logout")
 def logout():
+    if current_user.is_authenticated:
+        tokens.end_sessions(me())  # this cookie, and every copy of it, stops working (other devices too)
+        db.session.commit()
     logout_user()
     return redirect(url_for("ui.login"))
 
@@ -116,8 +130,9 @@ def account():
                     status = 422
                 else:
                     me().set_password(pw.new.data)
+                    tokens.revoke_all(me())  # every API token and every other session ends
                     db.session.commit()
-                    login_user(SignedIn(me()))  # this session carries on with the new stamp
+                    login_user(SignedIn(me()))  # this session carries on with the new generation
                     flash(_("Your password has been changed."))
                     return redirect(url_for("ui.account"))
             else:
