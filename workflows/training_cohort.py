@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, fields, validate
 
-from engine import calendar
+from engine import calendar, dates
 from engine.definition import Deadline, Rung, State, Transition, Workflow
 from workflows.common import Empty, people_errors, t, user_at
 
@@ -17,7 +17,7 @@ DAY_STARTS = time(9, 0)
 
 class CohortSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    start_date = fields.Date(required=True)
+    start_date = fields.Date(required=True, validate=dates.InSpan())
     stages = fields.Integer(required=True, validate=validate.Range(min=1, max=12))
     days_per_stage = fields.Integer(required=True, validate=validate.Range(min=1, max=30))  # training days
     rest_days_per_stage = fields.Integer(load_default=1, validate=validate.Range(min=0, max=7))

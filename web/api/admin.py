@@ -3,7 +3,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from engine import admin
+from engine import admin, dates
 from engine.org import Role, UnitKind
 from web.api.auth import current_user
 from web.api.common import errors
@@ -85,8 +85,8 @@ class DelegationOut(Schema):
 class DelegationIn(Schema):
     from_user = fields.String(required=True, validate=LOGIN)
     to_user = fields.String(required=True, validate=LOGIN)
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(required=True)
+    starts_at = fields.AwareDateTime(required=True, validate=dates.InSpan())
+    ends_at = fields.AwareDateTime(required=True, validate=dates.InSpan())
 
 
 def _unit(u) -> dict:

@@ -3,7 +3,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 
-from engine import org, reports
+from engine import dates, org, reports
 from web.api.auth import current_user
 from web.api.common import errors
 from web.api.present import user_ref
@@ -28,8 +28,8 @@ class OverdueRowOut(Schema):
 
 class SlaQuery(Schema):
     workflow = fields.String(required=True)
-    from_ = fields.AwareDateTime(required=True, data_key="from")
-    to = fields.AwareDateTime(required=True)
+    from_ = fields.AwareDateTime(required=True, data_key="from", validate=dates.InSpan())
+    to = fields.AwareDateTime(required=True, validate=dates.InSpan())
 
 
 class StepStatsOut(Schema):
