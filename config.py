@@ -37,7 +37,10 @@ class Config:
                                                     or f"sqlite:///{self.INSTANCE_PATH / 'signoff.db'}")
         # pool_pre_ping: a connection the database dropped (restart, failover) is replaced at checkout, so the
         # app recovers by itself; a bounded connect makes an unreachable database a quick 503, not a hang.
-        self.SQLALCHEMY_ENGINE_OPTIONS = {"json_serializer": json_dumps, "pool_pre_ping": True}
+        # hide_parameters: a failed statement's error (and so any log line with it) shows the SQL, never the
+        # values bound into it (customers' names, amounts, comments).
+        self.SQLALCHEMY_ENGINE_OPTIONS = {"json_serializer": json_dumps, "pool_pre_ping": True,
+                                          "hide_parameters": True}
         self.DATABASE_CONNECT_TIMEOUT = int(env.get("DATABASE_CONNECT_TIMEOUT", "3"))
         if self.SQLALCHEMY_DATABASE_URI.startswith("postgresql"):
             self.SQLALCHEMY_ENGINE_OPTIONS["connect_args"] = {"connect_timeout": self.DATABASE_CONNECT_TIMEOUT}

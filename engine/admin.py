@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
-from engine import org, tokens
+from engine import dates, org, tokens
 from engine.db import db
 from engine.errors import EngineError, InvalidInput, NotPermitted
 from engine.org import Delegation, OrgUnit, Role, RoleAssignment, User
@@ -185,6 +185,8 @@ def delegations(actor: User) -> list[Delegation]:
 
 def create_delegation(actor: User, from_login: str, to_login: str, starts_at: datetime,
                       ends_at: datetime) -> Delegation:
+    dates.check(starts_at, "starts_at")
+    dates.check(ends_at, "ends_at")
     try:
         source, target = user(actor, from_login), user(actor, to_login)
     except UnknownObject as e:

@@ -8,6 +8,7 @@ import holidays
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
+from engine import dates
 from engine.db import db
 
 CACHE_SECONDS = 30  # overrides are edited rarely; other processes see an edit within this long
@@ -92,7 +93,9 @@ def invalidate() -> None:
 
 
 def set_day(day: date, working: bool, note: str = "") -> None:
-    """Record an override for `day` (committed)."""
+    """Record an override for `day` (committed). A day outside the accepted years is refused (InvalidInput)
+    before anything is written: the month around it could not be shown or computed."""
+    dates.check(day, "day")
     row = db.session.get(CalendarOverride, day) or CalendarOverride(day=day)
     row.working, row.note = working, note
     db.session.add(row)
@@ -101,7 +104,8 @@ def set_day(day: date, working: bool, note: str = "") -> None:
 
 
 def month_days(year: int, month: int) -> list[tuple[date, bool, str]]:
-    """Each day of the month with whether it is a working day and why."""
+    """Each day of the month with whether it is a working day and why (InvalidInput outside the accepted years)."""
+    dates.check_year(year, "month")
     cal = current()
     first = date(year, month, 1)
     days = []

@@ -87,12 +87,26 @@ def begin(user_id: int, key: str, digest: str) -> Replay | None:
     return Replay(existing.response_status, existing.response_body)
 
 
+def storable(value):
+    """`value` with every string made storable in any database's JSON column: NUL (which PostgreSQL refuses) and
+    unpaired surrogates (which cannot be encoded) become U+FFFD. Everything else is unchanged."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            value = value.replace("\x00", "\ufffd")
+        return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [storable(v) for v in value]
+    return value
+
+
 def finish(user_id: int, key: str, status: int, body: dict) -> None:
-    """Store the response of the request that reserved `key`."""
+    """Store the response of the request that reserved `key` (made storable: see `storable`)."""
     db.session.rollback()
     db.session.execute(sa.update(IdempotencyRecord).where(
         IdempotencyRecord.user_id == user_id, IdempotencyRecord.key == key).values(
-        status=RecordStatus.DONE.value, response_status=status, response_body=body))
+        status=RecordStatus.DONE.value, response_status=status, response_body=storable(body)))
     db.session.commit()
 
 

@@ -10,7 +10,7 @@ from flask.cli import AppGroup
 from engine import calendar, clock, health, mail, org, registry, scheduler, timers, tokens
 from engine import demo as demo_data
 from engine.db import db
-from engine.errors import DefinitionError, EngineError
+from engine.errors import DefinitionError, EngineError, InvalidInput
 
 org_cli = AppGroup("org", help="Org units: company, regions, stores, teams.")
 users_cli = AppGroup("users", help="People, their roles and API tokens.")
@@ -153,6 +153,8 @@ def calendar_show(month):
         days = calendar.month_days(year, mon)
     except ValueError:
         raise click.BadParameter(f"'{month}' is not YYYY-MM", param_hint="MONTH") from None
+    except InvalidInput as e:
+        raise click.BadParameter(e.message, param_hint="MONTH") from None
     for day, working, why in days:
         click.echo(f"{day.isoformat()} {day.strftime('%a')}  {'working' if working else 'off    '}  {why}".rstrip())
 
@@ -163,7 +165,10 @@ def calendar_show(month):
 @click.option("--note", default="")
 def calendar_set(day, working, note):
     """Override one day (e.g. next year's 调休 before the holidays package knows them)."""
-    calendar.set_day(day.date(), working, note)
+    try:
+        calendar.set_day(day.date(), working, note)
+    except InvalidInput as e:  # refused before anything was written
+        raise click.BadParameter(e.message, param_hint="DAY") from None
     click.echo(f"{day.date().isoformat()} is now {'a working day' if working else 'a day off'}")
 
 

@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 import time
+import traceback
 import uuid
 from datetime import UTC, datetime
 
@@ -80,6 +81,18 @@ def _user_id() -> int | None:
     # the object is expired, and reading an attribute would query the database from the access log line.
     state = sa.inspect(user, raiseerr=False)
     return state.identity[0] if state is not None and state.identity else getattr(user, "id", None)
+
+
+def log_unhandled(logger: logging.Logger, e: BaseException) -> None:
+    """Log an unexpected error of the current request. A failed SQL statement is logged by its shape only: the
+    statement, the error's class and the stack, never its message (the driver's message may quote the values,
+    e.g. `Key (login)=(…) already exists`; the engine's hide_parameters already leaves out the bound ones)."""
+    if isinstance(e, sa.exc.StatementError):
+        stack = "".join(traceback.format_tb(e.__traceback__))
+        logger.error("unhandled error on %s %s: %s (%s) [SQL: %s]\n%s", request.method, request.path,
+                     type(e).__name__, type(e.orig).__name__, " ".join(str(e.statement or "").split()), stack)
+    else:
+        logger.error("unhandled error on %s %s", request.method, request.path, exc_info=e)
 
 
 def install(log_format: str, level: str = "INFO", stream=None) -> logging.Handler | None:

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError, fields, validate
 
-from engine import org
+from engine import dates, org
 from engine.db import db
 from engine.org import OrgUnit, User
 
@@ -32,7 +32,7 @@ class Month(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", text):
             raise ValidationError("Must be a month as YYYY-MM.")
-        return text
+        return dates.InSpan()(text)
 
 
 def user_at(login: str, unit: OrgUnit) -> User | None:

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from marshmallow import Schema, fields, validate
 
-from engine import org
+from engine import dates, org
 from engine.db import db
 from engine.definition import Deadline, Rung, Schedule, Signing, State, Transition, Workflow
 from engine.limits import GOODS_LINES_MAX
@@ -39,7 +39,7 @@ class CountsSchema(Schema):
 
 
 class StartSchema(Schema):
-    handover_at = fields.AwareDateTime(required=True)
+    handover_at = fields.AwareDateTime(required=True, validate=dates.InSpan())
     shift = fields.String(load_default="midday", validate=validate.OneOf(("midday", "evening")))
     counts = fields.Nested(CountsSchema, load_default=None)
 

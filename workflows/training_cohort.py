@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from marshmallow import Schema, fields, validate
 
-from engine import calendar, org
+from engine import calendar, dates, org
 from engine.definition import Deadline, Rung, State, Transition, Workflow
 from engine.limits import CODE_MAX, TRAINEES_MAX
 from workflows.common import Empty, day_window_errors, people_errors, t, user_at
@@ -19,7 +19,7 @@ START_WINDOW = timedelta(days=366)  # a cohort starts at most a year back or a y
 
 class CohortSchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    start_date = fields.Date(required=True)
+    start_date = fields.Date(required=True, validate=dates.InSpan())
     stages = fields.Integer(required=True, validate=validate.Range(min=1, max=12))
     days_per_stage = fields.Integer(required=True, validate=validate.Range(min=1, max=30))  # training days
     rest_days_per_stage = fields.Integer(load_default=1, validate=validate.Range(min=0, max=7))

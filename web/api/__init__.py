@@ -11,12 +11,13 @@ from flask_smorest import Api
 from werkzeug.routing import IntegerConverter
 
 from engine.db import db
+from web import inputs
 from web.api import auth, errors
 
 PREFIX = "/api/v1"
 
 
-MAX_ID = 2**31 - 1  # ids are 32-bit integers in the database
+MAX_ID = inputs.MAX_ID
 
 
 class IdConverter(IntegerConverter):

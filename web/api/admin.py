@@ -3,7 +3,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from engine import admin
+from engine import admin, dates
 from engine.limits import CODE_MAX, LIST_MAX
 from engine.org import Role, UnitKind
 from web.api.auth import current_user
@@ -87,8 +87,8 @@ class DelegationOut(Schema):
 class DelegationIn(Schema):
     from_user = fields.String(required=True, validate=LOGIN)
     to_user = fields.String(required=True, validate=LOGIN)
-    starts_at = fields.AwareDateTime(required=True)
-    ends_at = fields.AwareDateTime(required=True)
+    starts_at = fields.AwareDateTime(required=True, validate=dates.InSpan())
+    ends_at = fields.AwareDateTime(required=True, validate=dates.InSpan())
 
 
 def _unit(u) -> dict:

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 
 from engine.db import db
 from engine.errors import EngineError, InvalidPayload, NotAvailable, NotPermitted, VersionConflict
+from web.logs import log_unhandled
 
 log = logging.getLogger(__name__)
 
@@ -180,8 +181,8 @@ def init_app(app) -> None:
             # Flask's own rule (Flask.handle_exception): re-raise in tests and debug so the cause is seen
             if current_app.config["PROPAGATE_EXCEPTIONS"] or current_app.testing or current_app.debug:
                 raise e
-            log.exception("unhandled error on %s %s", request.method, request.path)
+            log_unhandled(log, e)
             return InternalServerError(original_exception=e)
-        log.exception("unhandled error on %s %s", request.method, request.path)
+        log_unhandled(log, e)
         db.session.rollback()
         return payload(500, "server_error"), 500

@@ -1,10 +1,14 @@
 """`Idempotency-Key` for API writes: the first response is stored (per user and key) and replayed for an
 identical repeat; the same key with a different request is a 422. The rules live in engine/idempotency.py."""
+import logging
+
 from flask import jsonify, request
 
 from engine import idempotency
 from engine.errors import EngineError
 from web.api.errors import engine_error_response
+
+log = logging.getLogger(__name__)
 
 HEADER = {"in": "header", "name": "Idempotency-Key", "required": False,
           "schema": {"type": "string", "minLength": 1, "maxLength": 255},
@@ -28,7 +32,14 @@ def run(user, schema, status: int, write, *, extra=None):
     except BaseException:
         idempotency.abandon(user.id, key)
         raise
-    idempotency.finish(user.id, key, code, body)
+    try:
+        idempotency.finish(user.id, key, code, body)
+    except Exception as e:  # the write is done: the stored reply must never be what fails the request
+        log.warning("could not store the reply for an Idempotency-Key (%s); the key is released", type(e).__name__)
+        try:
+            idempotency.abandon(user.id, key)
+        except Exception:
+            log.warning("could not release the Idempotency-Key either; a repeat will be told it is in progress")
     return _json(body, code)
 
 

@@ -19,6 +19,20 @@ from web.api.workflows import DiagramOut
 blp = Blueprint("api_instances", __name__, url_prefix="/api/v1/instances",
                 description="Workflow instances: start, list, read, act, history.")
 
+_ITEM = "#/paths/~1api~1v1~1instances~1{instance_id}"
+# OpenAPI links: from any response carrying an instance to reading it, firing the first action the caller may
+# take now, and reading its history (clients and schemathesis's stateful phase follow them).
+LINKS = {"links": {
+    "GetInstance": {"operationRef": f"{_ITEM}/get", "parameters": {"instance_id": "$response.body#/id"}},
+    "FireAllowedAction": {"operationRef": f"{_ITEM}~1actions~1{{trigger}}/post",
+                          "parameters": {"instance_id": "$response.body#/id",
+                                         "trigger": "$response.body#/allowed_actions/0/trigger"}},
+    "GetHistory": {"operationRef": f"{_ITEM}~1history/get", "parameters": {"instance_id": "$response.body#/id"}},
+}}
+
+START_EXAMPLE = {"workflow": "discount_request", "org_unit": "S1", "comment": "老客户续约",
+                 "data": {"customer": "李女士", "amount": "1280.00", "discount_percent": "15", "reason": "老客户"}}
+
 IF_MATCH = {"in": "header", "name": "If-Match", "required": False, "schema": {"type": "string", "maxLength": 16},
             "description": "The instance version the action was decided on; 412 when it has changed since."}
 
@@ -34,8 +48,8 @@ class Instances(MethodView):
         page = queries.list_instances(current_user(), **filters)
         return {"items": [present.summary(i) for i in page.items], "next_cursor": page.next_cursor}
 
-    @blp.arguments(StartIn)
-    @blp.doc(parameters=[idempotent.HEADER])
+    @blp.arguments(StartIn, example=START_EXAMPLE)
+    @blp.doc(parameters=[idempotent.HEADER], responses={201: LINKS})
     @blp.response(201, InstanceOut)
     @blp.alt_response(400, **error_responses[400])
     @blp.alt_response(401, **error_responses[401])
@@ -56,6 +70,7 @@ class Instances(MethodView):
 
 @blp.route("/<id:instance_id>")
 class InstanceItem(MethodView):
+    @blp.doc(responses={200: LINKS})
     @blp.response(200, InstanceOut)
     @blp.alt_response(401, **error_responses[401])
     @blp.alt_response(404, **error_responses[404])
@@ -67,8 +82,8 @@ class InstanceItem(MethodView):
 
 @blp.route("/<id:instance_id>/actions/<string:trigger>")
 class InstanceAction(MethodView):
-    @blp.arguments(ActionIn)
-    @blp.doc(parameters=[IF_MATCH, idempotent.HEADER])
+    @blp.arguments(ActionIn, example={"data": {}, "comment": "同意"})
+    @blp.doc(parameters=[IF_MATCH, idempotent.HEADER], responses={200: LINKS})
     @blp.response(200, InstanceOut)
     @blp.alt_response(400, **error_responses[400])
     @blp.alt_response(401, **error_responses[401])

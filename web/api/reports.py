@@ -3,7 +3,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from engine import org, reports
+from engine import dates, org, reports
 from engine.limits import CODE_MAX
 from web.api.auth import current_user
 from web.api.common import errors
@@ -30,8 +30,8 @@ class OverdueRowOut(Schema):
 
 class SlaQuery(Schema):
     workflow = fields.String(required=True, validate=validate.Length(min=1, max=CODE_MAX))
-    from_ = fields.AwareDateTime(required=True, data_key="from")
-    to = fields.AwareDateTime(required=True)
+    from_ = fields.AwareDateTime(required=True, data_key="from", validate=dates.InSpan())
+    to = fields.AwareDateTime(required=True, validate=dates.InSpan())
 
 
 class StepStatsOut(Schema):

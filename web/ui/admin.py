@@ -7,29 +7,41 @@ from flask import abort, current_app, flash, redirect, render_template, request,
 from flask_babel import gettext as _
 from flask_login import login_required
 
-from engine import admin, calendar, clock, pages
+from engine import admin, calendar, clock, dates, pages
 from engine.errors import EngineError, InvalidInput
 from engine.org import Role
 from web.ui import bp
 from web.ui.auth import me
 from web.ui.i18n import message
+from web.ui.labels import label
 
 
-def _month() -> tuple[int, int]:
-    text = request.values.get("month", "")
+def _month(text: str) -> tuple[int, int]:
+    """The calendar month `text` (YYYY-MM), else the current one. A month outside the accepted years is an
+    InvalidInput naming `month` (its days could not be computed)."""
     try:
         year, month = (int(x) for x in text.split("-"))
         date(year, month, 1)
-        return year, month
     except ValueError:
         today = clock.now().astimezone(ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai")))
         return today.year, today.month
+    dates.check_year(year, "month")
+    return year, month
+
+
+def _field_message(e: EngineError) -> str:
+    """The engine's refusal in the page language, after the label of the field it names."""
+    return f"{label(e.details['field'])}: {message(e.message)}"
 
 
 def _page(banner: str | None = None, status: int = 200):
     units = admin.units(me())  # NotPermitted (shown as 404) for anyone who is not an administrator
     users = admin.users(me())
-    year, month = _month()
+    try:
+        year, month = _month(request.values.get("month", ""))
+    except InvalidInput as e:  # the current month instead, saying why
+        year, month = _month("")
+        banner, status = _field_message(e), 422
     return render_template("admin.html", units=units, users=users, all_roles=[r.value for r in Role],
                            roles={u.login: admin.roles(me(), u.login) for u in users},
                            delegations=admin.delegations(me()), banner=banner, month=f"{year:04d}-{month:02d}",
@@ -62,7 +74,8 @@ def add_delegation():
         admin.create_delegation(me(), request.form.get("from_login", "").strip(),
                                 request.form.get("to_login", "").strip(), starts, ends)
     except EngineError as e:
-        return _page(message(e.message), e.status)
+        return _page(_field_message(e) if e.details.get("field") in ("starts_at", "ends_at") else message(e.message),
+                     e.status)
     flash(_("Delegation added."))
     return redirect(url_for("ui.admin_home"))
 
@@ -84,7 +97,10 @@ def set_calendar_day():
         day = date.fromisoformat(request.form.get("day", ""))
     except ValueError:
         return _page(_("Give a date."), 422)
-    calendar.set_day(day, request.form.get("working") == "1", request.form.get("note", "").strip()[:200])
+    try:
+        calendar.set_day(day, request.form.get("working") == "1", request.form.get("note", "").strip()[:200])
+    except InvalidInput as e:  # nothing was written
+        return _page(_field_message(e), e.status)
     flash(_("Calendar updated."))
     return redirect(url_for("ui.admin_home", month=day.strftime("%Y-%m")))
 

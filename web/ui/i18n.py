@@ -101,6 +101,7 @@ EXACT = {
     "String does not match expected pattern.": lazy_gettext("String does not match expected pattern."),
     "Invalid value.": lazy_gettext("Invalid value."),
     "No counts entered yet.": lazy_gettext("No counts entered yet."),
+    "Must be a date in the years 2000 to 2100.": lazy_gettext("Must be a date in the years 2000 to 2100."),
     "The file is empty.": lazy_gettext("The file is empty."),
     "No stock lines.": lazy_gettext("No stock lines."),
     "The first line must name the columns: sku, name, quantity (编码,名称,数量).":

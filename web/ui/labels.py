@@ -21,6 +21,7 @@ LABELS = {
     "rating": _l("Rating (1-5)"), "scores": _l("Scores (login: score, one per line)"), "summary": _l("Summary"),
     "customer_handover": _l("Customer handover"), "comment": _l("Comment"), "file": _l("File"),
     "data": _l("Data"), "org_unit": _l("Org unit"), "discount_percent": _l("Discount %"),
+    "starts_at": _l("From"), "ends_at": _l("Until"), "day": _l("Day"),
 }
 
 
