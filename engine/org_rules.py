@@ -29,8 +29,15 @@ def unprintable(text: str) -> bool:
 
 
 def one_line(text: str) -> str:
-    """`text` with every unprintable character replaced by a space (for mail headers built from stored data)."""
-    return "".join(" " if unicodedata.category(ch) in _UNPRINTABLE else ch for ch in str(text))
+    """`text` with each run of unprintable characters (a CR/LF pair, …) replaced by one space: for mail headers
+    and subjects built from stored data."""
+    out, after_bad = [], False
+    for ch in str(text):
+        bad = unicodedata.category(ch) in _UNPRINTABLE
+        if not bad or not after_bad:
+            out.append(" " if bad else ch)
+        after_bad = bad
+    return "".join(out)
 
 
 def check_login(login) -> str:
