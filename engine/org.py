@@ -166,12 +166,12 @@ def add_user(login: str, name: str, email: str, password: str, roles: list[tuple
     """Create a user with roles given as (role, org unit code) pairs; `home_unit` answers for them while they
     hold no role (None: the company)."""
     org_rules.check_login(login)
+    if db.session.scalar(sa.select(User.id).where(sa.func.lower(User.login) == login.lower())):
+        raise InvalidInput(f"user '{login}' already exists", field="login")
     org_rules.check_name(name)
     org_rules.check_email(email)
     if locale not in ("zh", "en"):
         raise InvalidInput(f"unknown locale '{locale}' (zh or en)", field="locale")
-    if db.session.scalar(sa.select(User.id).where(sa.func.lower(User.login) == login.lower())):
-        raise InvalidInput(f"user '{login}' already exists", field="login")
     user = User(login=login, name=name, email=email, locale=locale, home_unit_id=home_unit.id if home_unit else None)
     user.set_password(password)
     db.session.add(user)
