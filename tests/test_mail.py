@@ -72,7 +72,7 @@ def test_names_with_line_breaks_never_break_mail(people, clock, smtp):
 
     unit_by_code("S1").name = "杭州\r\nBcc: x@evil.example"
     people["sm1"].name = "店长\r\nBcc: y@evil.example"
-    people["a1"].name = "店员\x00\x1b甲"
+    people["a1"].name = "店员\x1b\x7f甲"
     db.session.commit()
     inst = engine.start("discount_request", "S1", people["a1"], REQUEST)
     engine.fire(inst.id, "submit", people["a1"])
