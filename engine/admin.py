@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
 
-from engine import dates, org, tokens
+from engine import clock, dates, org, org_rules, tokens
 from engine.db import db
 from engine.errors import EngineError, InvalidInput, NotPermitted
 from engine.org import Delegation, OrgUnit, Role, RoleAssignment, User
@@ -77,23 +77,31 @@ def update_unit(actor: User, code: str, name: str | None = None, timezone: str |
                 opens_at: time | None = None, closes_at: time | None = None, active: bool | None = None) -> OrgUnit:
     target = unit(actor, code)
     _check_timezone(timezone)
+    if name is not None:
+        org_rules.check_name(name)
+    org_rules.check_time_of_day(opens_at, "opens_at")
+    org_rules.check_time_of_day(closes_at, "closes_at")
+    org_rules.check_hours(opens_at or target.opens_at, closes_at or target.closes_at)
     for attr, value in (("name", name), ("timezone", timezone), ("opens_at", opens_at), ("closes_at", closes_at),
                         ("active", active)):
         if value is not None:
             setattr(target, attr, value)
-    if target.opens_at >= target.closes_at:
-        db.session.rollback()
-        raise InvalidInput("a unit must open before it closes", field="closes_at")
     db.session.commit()
     return target
 
 
 def _visible_users(actor: User):
+    """Who the actor administers: everyone holding a role in their scope, and the people without a role whose
+    home unit is in their scope (no home unit: the company's, so the administrators of the whole company)."""
     paths = admin_paths(actor)
     in_scope = (sa.select(RoleAssignment.user_id).join(OrgUnit, RoleAssignment.org_unit_id == OrgUnit.id)
                 .where(_in_scope(paths)))
-    any_role = sa.select(RoleAssignment.user_id)
-    return sa.or_(User.id.in_(in_scope), User.id.not_in(any_role))
+    home_in_scope = sa.select(OrgUnit.id).where(_in_scope(paths))
+    company = db.session.scalar(sa.select(OrgUnit.path).where(OrgUnit.parent_id.is_(None))) in paths
+    home = User.home_unit_id.in_(home_in_scope)
+    if company:
+        home = sa.or_(home, User.home_unit_id.is_(None))
+    return sa.or_(User.id.in_(in_scope), sa.and_(User.id.not_in(sa.select(RoleAssignment.user_id)), home))
 
 
 def users(actor: User) -> list[User]:
@@ -107,22 +115,53 @@ def user(actor: User, login: str) -> User:
     return found
 
 
+def _outside(paths: list[str], person: User) -> list[str]:
+    """The codes of the units outside `paths` where `person` holds a role."""
+    return sorted({unit.code for _role, unit in org.roles_of(person) if not any(unit.path.startswith(p)
+                                                                                 for p in paths)})
+
+
 def _wholly_managed(actor: User, target: User) -> User:
-    """`target`, when every role they hold lies in the actor's scope; NotPermitted otherwise. Taking over someone's
-    account or lending their authority would reach the units outside the scope where they also hold roles."""
+    """`target`, when every role they hold, and every delegation they hold or give, lies in the actor's scope;
+    NotPermitted otherwise. Whoever manages an account can take it over (reset the password, sign in): an
+    account with authority outside the scope, its own or lent by a delegation, is for a higher administrator.
+    A delegation lies in the scope when the other party's roles do; ended delegations lend nothing."""
     paths = admin_paths(actor)
-    outside = [unit.code for _role, unit in org.roles_of(target) if not any(unit.path.startswith(p) for p in paths)]
+    outside = _outside(paths, target)
     if outside:
-        raise NotPermitted(f"'{target.login}' also holds roles outside your scope ({', '.join(sorted(outside))}): "
+        raise NotPermitted(f"'{target.login}' also holds roles outside your scope ({', '.join(outside)}): "
                            f"an administrator of the whole organisation must do this", reason="admin_scope")
+    open_delegations = db.session.scalars(sa.select(Delegation).where(
+        sa.or_(Delegation.from_user_id == target.id, Delegation.to_user_id == target.id),
+        Delegation.ends_at > clock.now()).order_by(Delegation.id)).all()
+    for d in open_delegations:
+        gives = d.from_user_id == target.id
+        other = d.to_user if gives else d.from_user
+        outside = _outside(paths, other)
+        if outside:
+            raise NotPermitted(f"'{target.login}' {'gives a delegation to' if gives else 'holds a delegation from'} "
+                               f"'{other.login}', who holds roles outside your scope ({', '.join(outside)}): an "
+                               f"administrator of the whole organisation must do this", reason="admin_scope")
     return target
+
+
+def _home_unit(actor: User, role_units: list[OrgUnit]) -> OrgUnit:
+    """The unit that answers for a new person while they hold no role: the actor's topmost admin unit (the one
+    covering all the given roles, when there is one)."""
+    admin_units = sorted((u for role, u in org.roles_of(actor) if role == Role.ADMIN.value),
+                         key=lambda u: (len(u.ancestor_ids), u.path))
+    covering = [u for u in admin_units if all(u.contains(r) for r in role_units)]
+    return (covering or admin_units)[0]
 
 
 def create_user(actor: User, login: str, name: str, email: str, password: str, locale: str = "zh",
                 roles: list[tuple[str, str]] = ()) -> User:
-    for _, code in roles:
-        _unit_for_write(actor, code, "roles")
-    created = org.add_user(login, name, email, password, list(roles), locale=locale)
+    """Add a person; only an administrator may, with roles inside their scope. The person belongs to the
+    administrator's scope (their home unit) for as long as they hold no role."""
+    admin_paths(actor)  # NotPermitted for anyone who is not an administrator, with roles or without
+    role_units = [_unit_for_write(actor, code, "roles") for _, code in roles]
+    created = org.add_user(login, name, email, password, list(roles), locale=locale,
+                           home_unit=_home_unit(actor, role_units))
     db.session.commit()
     return created
 
@@ -130,6 +169,10 @@ def create_user(actor: User, login: str, name: str, email: str, password: str, l
 def update_user(actor: User, login: str, name: str | None = None, email: str | None = None,
                 locale: str | None = None, password: str | None = None, active: bool | None = None) -> User:
     target = _wholly_managed(actor, user(actor, login))
+    if name is not None:
+        org_rules.check_name(name)
+    if email is not None:
+        org_rules.check_email(email)
     if locale is not None and locale not in ("zh", "en"):
         raise InvalidInput(f"unknown locale '{locale}' (zh or en)", field="locale")
     if active is False and target.id == actor.id:
@@ -152,7 +195,7 @@ def roles(actor: User, login: str) -> list[RoleAssignment]:
 
 
 def grant(actor: User, login: str, role: str, unit_code: str) -> RoleAssignment:
-    target = user(actor, login)
+    target = _wholly_managed(actor, user(actor, login))
     _unit_for_write(actor, unit_code, "org_unit")
     exists = db.session.scalar(sa.select(RoleAssignment).join(OrgUnit, RoleAssignment.org_unit_id == OrgUnit.id)
                                .where(RoleAssignment.user_id == target.id, RoleAssignment.role == role,
@@ -171,6 +214,7 @@ def revoke(actor: User, login: str, assignment_id: int) -> None:
     if (assignment is None or assignment.user_id != target.id
             or not any(assignment.org_unit.path.startswith(p) for p in paths)):
         raise UnknownObject(f"no role assignment {assignment_id} for '{login}'", assignment=assignment_id)
+    _wholly_managed(actor, target)
     if assignment.user_id == actor.id and assignment.role == Role.ADMIN.value:
         raise InvalidInput("you cannot remove your own admin role", field="role")
     db.session.delete(assignment)
@@ -191,7 +235,9 @@ def create_delegation(actor: User, from_login: str, to_login: str, starts_at: da
         source, target = user(actor, from_login), user(actor, to_login)
     except UnknownObject as e:
         raise InvalidInput(e.message, field="from_user" if "'" + from_login + "'" in e.message else "to_user") from None
-    _wholly_managed(actor, source)  # the delegate acts in all of the source's roles
+    # the delegate acts in all of the source's roles: both ends, and what they already lend, must be ours
+    _wholly_managed(actor, source)
+    _wholly_managed(actor, target)
     d = org.delegate(source, target, starts_at, ends_at)
     db.session.commit()
     return d
@@ -202,6 +248,12 @@ def delete_delegation(actor: User, delegation_id: int) -> None:
     visible = {u.id for u in users(actor)}
     if d is None or d.from_user_id not in visible:
         raise UnknownObject(f"no delegation {delegation_id}", delegation=delegation_id)
+    paths = admin_paths(actor)
+    outside = _outside(paths, d.from_user) + _outside(paths, d.to_user)
+    if outside:
+        raise NotPermitted(f"delegation {delegation_id} lends authority outside your scope "
+                           f"({', '.join(sorted(set(outside)))}): an administrator of the whole organisation must "
+                           f"end it", reason="admin_scope")
     db.session.delete(d)
     db.session.commit()
 

@@ -15,8 +15,9 @@ import logging
 import smtplib
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from email.errors import HeaderParseError
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import formataddr
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -30,6 +31,7 @@ from engine import alarm, clock, metrics, registry
 from engine.db import db, write_transaction
 from engine.models import Notification, NotificationStatus
 from engine.org import User
+from engine.org_rules import one_line
 
 log = logging.getLogger(__name__)
 
@@ -69,23 +71,42 @@ def render(n: Notification, user: User, base_url: str, sender: str, now: datetim
     state = wf.state(ctx["state"])
     tz = ZoneInfo(ctx.get("unit_tz") or "Asia/Shanghai")
     due = datetime.fromisoformat(ctx["due_at"]) if ctx.get("due_at") else None
+    # Names are data (a unit's, a person's, captured when the step was entered): each is made one line, so a
+    # CR/LF or a control character stored in one can neither fail the message nor add a header to it.
     facts = {
-        "kind": n.kind, "name": user.name, "workflow": wf.title[lang], "step": state.title[lang],
-        "unit": ctx.get("org_unit_name") or ctx.get("org_unit"), "owners": ctx.get("owners") or [],
+        "kind": n.kind, "name": one_line(user.name), "workflow": wf.title[lang], "step": state.title[lang],
+        "unit": one_line(ctx.get("org_unit_name") or ctx.get("org_unit")),
+        "owners": [one_line(o) for o in ctx.get("owners") or []],
         "due": format_datetime(due, "yyyy-MM-dd HH:mm", tzinfo=tz, locale=babel_locale) if due else None,
         "overdue": format_timedelta(now - due, locale=babel_locale, threshold=1.5) if due and due < now else None,
         "link": f"{base_url}/instances/{n.instance_id}",
-        "on_behalf_of": n.on_behalf_of.name if n.on_behalf_of else None,
+        "on_behalf_of": one_line(n.on_behalf_of.name) if n.on_behalf_of else None,
     }
     msg = EmailMessage()
-    msg["Subject"] = _templates.get_template(f"subject.{lang}.txt").render(**facts).strip()
+    msg["Subject"] = one_line(_templates.get_template(f"subject.{lang}.txt").render(**facts).strip())
     msg["From"] = sender
-    msg["To"] = formataddr((user.name, user.email))
+    msg["To"] = recipient(user)
     msg["Message-ID"] = f"<{n.idempotency_key.replace(':', '.')}@signoff>"
     msg["X-Signoff-Notification"] = str(n.id)
     msg.set_content(_templates.get_template(f"body.{lang}.txt").render(**facts))
     msg.add_alternative(_templates.get_template(f"body.{lang}.html").render(**facts), subtype="html")
     return msg
+
+
+class BadAddress(PermanentFailure):
+    """The recipient's stored address is not one (no retry can help)."""
+
+
+def recipient(user: User) -> Address:
+    """The To header for `user`: their name (made one line) and their address, which must be a single valid
+    address (BadAddress otherwise: a stored address with a CR/LF or a second recipient is never sent to)."""
+    email = user.email or ""
+    try:
+        if one_line(email) != email or email.count("@") != 1:
+            raise ValueError(email)
+        return Address(display_name=one_line(user.name), addr_spec=email)
+    except (ValueError, IndexError, HeaderParseError):
+        raise BadAddress(f"not a valid email address: {one_line(email)!r}") from None
 
 
 def due(now: datetime):
@@ -160,6 +181,9 @@ def _send(n: Notification, smtp, cfg, attempt: _Attempt):
     """Send one notification; notes any error on `attempt`; returns the connection to reuse (or None)."""
     try:
         msg = render(n, n.user, cfg["BASE_URL"], cfg["MAIL_FROM"], attempt.at)
+    except BadAddress as e:
+        attempt.error, attempt.permanent = str(e), True
+        return smtp
     except Exception as e:  # a template or definition problem: retried with backoff, then failed visibly
         log.exception("notification %s could not be rendered", n.id)
         attempt.error = f"cannot render: {type(e).__name__}: {e}"

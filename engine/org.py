@@ -13,7 +13,7 @@ from sqlalchemy import orm
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from engine import clock
+from engine import clock, org_rules
 from engine.db import JSONType, UTCDateTime, db
 from engine.errors import InvalidInput
 
@@ -85,6 +85,8 @@ class OrgUnit(db.Model):
 
 class User(db.Model):
     __tablename__ = "users"
+    # one login per spelling: `Li` and `li` would share a lockout counter and confuse every list of people
+    __table_args__ = (sa.Index("uq_users_login_lower", sa.func.lower(sa.text("login")), unique=True),)
     id: Mapped[int] = mapped_column(primary_key=True)
     login: Mapped[str] = mapped_column(sa.String(64), unique=True)
     name: Mapped[str] = mapped_column(sa.String(200))
@@ -94,6 +96,9 @@ class User(db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     # Part of every sign-in session's id: raising it (engine.tokens.end_sessions) ends all of them at once.
     session_generation: Mapped[int] = mapped_column(default=0, server_default="0")
+    # Who answers for this person while they hold no role: the unit of the admin who created them (only admins
+    # at or above it see and manage them). None: the company's administrators.
+    home_unit_id: Mapped[int | None] = mapped_column(sa.ForeignKey("org_units.id", name="fk_users_home_unit"))
 
     def set_password(self, password: str) -> None:
         self.password_hash = generate_password_hash(password, method="scrypt")
@@ -141,6 +146,11 @@ class Holder:
 
 def add_unit(code: str, name: str, kind: str, parent_code: str | None = None, **fields) -> OrgUnit:
     """Create an org unit under `parent_code` (None for the company root)."""
+    org_rules.check_code(code)
+    org_rules.check_name(name)
+    org_rules.check_time_of_day(fields.get("opens_at"), "opens_at")
+    org_rules.check_time_of_day(fields.get("closes_at"), "closes_at")
+    org_rules.check_hours(fields.get("opens_at") or time(9, 0), fields.get("closes_at") or time(21, 0))
     if kind not in {k.value for k in UnitKind}:
         raise InvalidInput(f"unknown kind '{kind}'", field="kind")
     if db.session.scalar(sa.select(OrgUnit.id).where(OrgUnit.code == code)):
@@ -154,13 +164,17 @@ def add_unit(code: str, name: str, kind: str, parent_code: str | None = None, **
 
 
 def add_user(login: str, name: str, email: str, password: str, roles: list[tuple[str, str]] = (),
-             locale: str = "zh") -> User:
-    """Create a user with roles given as (role, org unit code) pairs."""
+             locale: str = "zh", home_unit: OrgUnit | None = None) -> User:
+    """Create a user with roles given as (role, org unit code) pairs; `home_unit` answers for them while they
+    hold no role (None: the company)."""
+    org_rules.check_login(login)
+    if db.session.scalar(sa.select(User.id).where(sa.func.lower(User.login) == login.lower())):
+        raise InvalidInput(f"user '{login}' already exists", field="login")
+    org_rules.check_name(name)
+    org_rules.check_email(email)
     if locale not in ("zh", "en"):
         raise InvalidInput(f"unknown locale '{locale}' (zh or en)", field="locale")
-    if db.session.scalar(sa.select(User.id).where(User.login == login)):
-        raise InvalidInput(f"user '{login}' already exists", field="login")
-    user = User(login=login, name=name, email=email, locale=locale)
+    user = User(login=login, name=name, email=email, locale=locale, home_unit_id=home_unit.id if home_unit else None)
     user.set_password(password)
     db.session.add(user)
     db.session.flush()

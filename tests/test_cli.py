@@ -47,11 +47,13 @@ def test_bad_arguments_fail_clearly_and_write_nothing(ctx):
         (("org", "add", "S1", "--name", "x", "--kind", "store", "--parent", "NOPE"), "unknown org unit 'NOPE'"),
         (("org", "add", "HQ", "--name", "x", "--kind", "company"), "already exists"),
         (("org", "add", "S1", "--name", "x", "--kind", "planet"), "Invalid value for '--kind'"),
-        (("users", "create", "li", "--name", "x", "--email", "e@x", "--password", "p", "--role", "store_manager@S9"),
+        (("users", "create", "li", "--name", "x", "--email", "e@example.com", "--password", "p",
+          "--role", "store_manager@S9"),
          "unknown org unit 'S9'"),
-        (("users", "create", "li", "--name", "x", "--email", "e@x", "--password", "p", "--role", "wizard@HQ"),
+        (("users", "create", "li", "--name", "x", "--email", "e@example.com", "--password", "p",
+          "--role", "wizard@HQ"),
          "unknown role 'wizard'"),
-        (("users", "create", "li", "--name", "x", "--email", "e@x", "--password", "p", "--role", "admin"),
+        (("users", "create", "li", "--name", "x", "--email", "e@example.com", "--password", "p", "--role", "admin"),
          "is not ROLE@ORGCODE"),
         (("users", "token", "nobody"), "unknown user 'nobody'"),
         (("workflows", "show", "nope"), "unknown workflow 'nope'"),
@@ -61,6 +63,32 @@ def test_bad_arguments_fail_clearly_and_write_nothing(ctx):
         assert r.exit_code != 0 and message in r.output, (args, r.output)
         assert "Traceback" not in r.output
     assert (count(OrgUnit), count(User)) == (1, 0)  # the user with a bad second role was not half-created
+
+
+def test_people_and_units_from_the_cli_follow_the_same_rules(ctx):
+    run(ctx, "org", "add", "HQ", "--name", "总部", "--kind", "company")
+    ok = ("--name", "李", "--email", "li@example.com", "--password", "s3cret!")
+    cases = [
+        (("users", "create", "ZHENG.YEWU", *ok), "login 'ZHENG.YEWU' must be 1-64 lower-case ASCII"),
+        (("users", "create", "wu.zhugu\u0430n", *ok), "lower-case ASCII"),
+        (("users", "create", "a/../b", *ok), "lower-case ASCII"),
+        (("users", "create", "li", "--name", "李", "--email", "not-an-email", "--password", "p"),
+         "'not-an-email' is not a valid email address"),
+        (("users", "create", "li", "--name", "李", "--email", "li@example.com\r\nBcc: x@evil.example",
+          "--password", "p"), "is not a valid email address"),
+        (("users", "create", "li", "--name", "李\r\nBcc: x@evil.example", "--email", "li@example.com",
+          "--password", "p"), "name must not contain control characters"),
+        (("org", "add", "HZ01", "--name", "杭州\r\nBcc: x@evil.example", "--kind", "store", "--parent", "HQ"),
+         "name must not contain control characters"),
+        (("org", "add", "a/b", "--name", "x", "--kind", "store", "--parent", "HQ"), "code 'a/b' must be"),
+    ]
+    for args, message in cases:
+        r = run(ctx, *args)
+        assert r.exit_code == 1 and message in r.output, (args, r.output)
+    assert (count(OrgUnit), count(User)) == (1, 0)
+    assert run(ctx, "users", "create", "li", *ok).exit_code == 0
+    r = run(ctx, "users", "create", "li", *ok)
+    assert r.exit_code == 1 and "user 'li' already exists" in r.output
 
 
 def test_token_is_shown_once_and_stored_hashed(people):

@@ -63,3 +63,38 @@ def test_giving_up_after_the_last_retry(people, clock, smtp):
     smtp.start()
     clock.advance(days=1)
     assert mail.send_pending().sent == 0 and smtp.messages == []
+
+
+def test_names_with_line_breaks_never_break_mail(people, clock, smtp):
+    """Stored before names were validated (or written behind the app's back): a CR/LF in a unit's or a person's
+    name must not fail every email about that store, nor add a header (Bcc) to it."""
+    from engine.org import unit_by_code
+
+    unit_by_code("S1").name = "杭州\r\nBcc: x@evil.example"
+    people["sm1"].name = "店长\r\nBcc: y@evil.example"
+    people["a1"].name = "店员\x1b\x7f甲"
+    db.session.commit()
+    inst = engine.start("discount_request", "S1", people["a1"], REQUEST)
+    engine.fire(inst.id, "submit", people["a1"])
+    outcome = mail.send_pending()
+    assert (outcome.sent, outcome.retrying, outcome.failed) == (3, 0, 0)
+    assert statuses() == ["sent", "sent", "sent"]
+    for m in smtp.messages:
+        assert m["Bcc"] is None and m["Cc"] is None
+        assert [a.addr_spec for a in m["To"].addresses] in (["a1@example.com"], ["sm1@example.com"],
+                                                            ["sm1asst@example.com"])
+        assert "\n" not in str(m["Subject"]) and "杭州 Bcc: x@evil.example" in str(m["Subject"])
+    [to_sm1] = smtp.to("sm1@example.com")
+    assert to_sm1["To"].addresses[0].display_name == "店长 Bcc: y@evil.example"
+    assert "店长 Bcc: y@evil.example" in to_sm1.get_body(("plain",)).get_content()
+
+
+def test_a_stored_address_with_a_line_break_fails_for_good_and_adds_nobody(people, clock, smtp):
+    people["a1"].email = "a1@example.com\r\nBcc: x@evil.example"
+    db.session.commit()
+    engine.start("discount_request", "S1", people["a1"], REQUEST)
+    outcome = mail.send_pending()
+    assert (outcome.sent, outcome.retrying, outcome.failed) == (0, 0, 1)  # no retry can fix an address
+    n = db.session.scalars(sa.select(Notification).execution_options(populate_existing=True)).one()
+    assert n.status == "failed" and "not a valid email address" in n.last_error
+    assert smtp.messages == []

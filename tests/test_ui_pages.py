@@ -4,6 +4,8 @@ import io
 import re
 from datetime import timedelta
 
+import sqlalchemy as sa
+
 import engine
 from engine import org
 from engine.db import db
@@ -244,3 +246,42 @@ def test_admin_users_and_roles(app, people, signed_in):
     own = db.session.scalar(db.select(RoleAssignment).where(RoleAssignment.user_id == people["admin"].id))
     r = admin.post(f"/admin/roles/admin/{own.id}/delete")
     assert r.status_code == 422 and "不能移除自己的管理员角色" in r.get_data(as_text=True)
+
+
+def test_admin_new_user_form_needs_an_admin_and_checks_like_the_api(app, people, signed_in):
+    from engine.org import User
+
+    good = {"login": "xin.ren", "name": "新人", "email": "xin.ren@example.com", "password": "long-enough",
+            "locale": "zh", "role": "assistant", "org_unit": ""}
+    assert signed_in("rep1").post("/admin/users", good).status_code == 403  # not an administrator: no account
+    assert db.session.scalar(db.select(User).where(User.login == "xin.ren")) is None
+    admin = signed_in("admin")
+    for field, value, says in [
+        ("login", "ZHENG.YEWU", "小写英文字母"), ("login", "wu.zhugu\u0430n", "小写英文字母"),
+        ("login", "a/../b", "小写英文字母"), ("login", "<b>x</b> y", "小写英文字母"),
+        ("email", "", "有效的电子邮箱"), ("email", "not-an-email", "有效的电子邮箱"),
+        ("email", "x@example.com\r\nBcc: y@evil.example", "有效的电子邮箱"),
+        ("name", "新\r\nBcc: y@evil.example", "不能包含换行"),
+    ]:
+        r = admin.post("/admin/users", {**good, field: value})
+        page = r.get_data(as_text=True)
+        assert r.status_code == 422, (field, value)
+        assert re.search(rf'<input[^>]*name="{field}"[^>]*aria-invalid="true"[^>]*><span class="error" '
+                         rf'data-field="{field}">[^<]*{says}', page), (field, value)
+    assert db.session.scalar(db.select(sa.func.count()).select_from(User).where(User.login.like("%x%"))) == 0
+    assert admin.post("/admin/users", good).status_code == 302
+
+
+def test_admin_pages_refuse_managing_someone_lent_outside_authority(app, people, clock, signed_in):
+    from engine import org
+
+    org.add_user("s1admin", "S1 管理员", "s1admin@example.com", "pw-s1admin", [("admin", "S1")])
+    org.delegate(people["boss"], people["sm1"], clock.now(), clock.now() + timedelta(days=7))
+    db.session.commit()
+    s1admin = signed_in("s1admin")
+    r = s1admin.post("/admin/roles", {"login": "sm1", "role": "assistant", "org_unit": "S1"})
+    assert r.status_code == 403
+    r = s1admin.post("/admin/delegations", {"from_login": "sm1", "to_login": "dep1",
+                                            "starts_at": "2026-11-03T09:00", "ends_at": "2026-11-05T18:00"})
+    assert r.status_code == 403
+    assert org.roles_at(people["sm1"], org.unit_by_code("S1")) == {"store_manager"}

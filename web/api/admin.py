@@ -1,9 +1,9 @@
 """Org and people, for administrators (role `admin`): org units, users, role assignments, delegations."""
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
-from engine import admin, dates
+from engine import admin, dates, org_rules
 from engine.limits import CODE_MAX, LIST_MAX
 from engine.org import Role, UnitKind
 from web.api.auth import current_user
@@ -15,7 +15,25 @@ blp = Blueprint("api_admin", __name__, url_prefix="/api/v1",
 
 # The length first: it puts maxLength into the OpenAPI document and keeps the pattern from scanning a long value.
 CODE = (validate.Length(min=1, max=CODE_MAX), validate.Regexp(r"^[A-Za-z0-9_.-]{1,64}$"))
+# A reference to an existing person (older logins included)
 LOGIN = (validate.Length(min=1, max=CODE_MAX), validate.Regexp(r"^[A-Za-z0-9_.@-]{1,64}$"))
+# A new login: the engine's rule (engine.org_rules), repeated here so OpenAPI shows it.
+NEW_LOGIN = (validate.Length(min=1, max=CODE_MAX),
+             validate.Regexp(org_rules.LOGIN_PATTERN, error="Use 1-64 lower-case ASCII letters, digits, '.', '_' or "
+                                                            "'-', starting with a letter or digit."))
+
+
+def _one_line(value: str) -> None:
+    if org_rules.unprintable(value):
+        raise ValidationError("Must not contain line breaks or control characters.")
+
+
+def _local_time(value) -> None:
+    if value.tzinfo is not None:
+        raise ValidationError("A time of day in the unit's timezone: give it without an offset (e.g. 18:00:00).")
+
+
+NAME = [validate.Length(min=1, max=200), _one_line]
 
 
 class UnitOut(Schema):
@@ -32,19 +50,19 @@ class UnitOut(Schema):
 
 class UnitIn(Schema):
     code = fields.String(required=True, validate=CODE)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name = fields.String(required=True, validate=NAME)
     kind = fields.String(required=True, validate=validate.OneOf([k.value for k in UnitKind]))
     parent = fields.String(load_default=None, allow_none=True, validate=CODE)
     timezone = fields.String(load_default="Asia/Shanghai", validate=validate.Length(min=1, max=64))
-    opens_at = fields.Time(load_default=None)
-    closes_at = fields.Time(load_default=None)
+    opens_at = fields.Time(load_default=None, validate=_local_time)
+    closes_at = fields.Time(load_default=None, validate=_local_time)
 
 
 class UnitPatch(Schema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = fields.String(validate=NAME)
     timezone = fields.String(validate=validate.Length(min=1, max=64))
-    opens_at = fields.Time()
-    closes_at = fields.Time()
+    opens_at = fields.Time(validate=_local_time)
+    closes_at = fields.Time(validate=_local_time)
     active = fields.Boolean()
 
 
@@ -60,8 +78,8 @@ class AssignmentIn(Schema):
 
 
 class UserIn(Schema):
-    login = fields.String(required=True, validate=LOGIN)
-    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    login = fields.String(required=True, validate=NEW_LOGIN)
+    name = fields.String(required=True, validate=NAME)
     email = fields.Email(required=True)
     password = fields.String(required=True, load_only=True, validate=validate.Length(min=8, max=200))
     locale = fields.String(load_default="zh", validate=validate.OneOf(["zh", "en"]))
@@ -69,7 +87,7 @@ class UserIn(Schema):
 
 
 class UserPatch(Schema):
-    name = fields.String(validate=validate.Length(min=1, max=200))
+    name = fields.String(validate=NAME)
     email = fields.Email()
     password = fields.String(load_only=True, validate=validate.Length(min=8, max=200))
     locale = fields.String(validate=validate.OneOf(["zh", "en"]))

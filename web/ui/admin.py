@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext
 from flask_login import login_required
 
 from engine import admin, calendar, clock, dates, pages
@@ -34,7 +35,7 @@ def _field_message(e: EngineError) -> str:
     return f"{label(e.details['field'])}: {message(e.message)}"
 
 
-def _page(banner: str | None = None, status: int = 200):
+def _page(banner: str | None = None, status: int = 200, errors: dict | None = None, form: dict | None = None):
     units = admin.units(me())  # NotPermitted (shown as 404) for anyone who is not an administrator
     users = admin.users(me())
     try:
@@ -46,7 +47,8 @@ def _page(banner: str | None = None, status: int = 200):
                            roles={u.login: admin.roles(me(), u.login) for u in users},
                            delegations=admin.delegations(me()), banner=banner, month=f"{year:04d}-{month:02d}",
                            days=calendar.month_days(year, month),
-                           may_edit_calendar=pages.may_edit_calendar(me())), status
+                           may_edit_calendar=pages.may_edit_calendar(me()), errors=errors or {},
+                           form=form or {}), status
 
 
 @bp.get("/admin")
@@ -128,16 +130,33 @@ def revoke_role(login: str, assignment_id: int):
     return redirect(url_for("ui.admin_home") + "#users")
 
 
+# What the engine's rules for people (engine.org_rules) ask, said beside the field that broke them.
+FIELD_RULES = {
+    "login": lazy_gettext("Use 1-64 lower-case letters a-z, digits, '.', '_' or '-', starting with a letter or "
+                          "digit."),
+    "name": lazy_gettext("Give a name of at most 200 characters, without line breaks or control characters."),
+    "email": lazy_gettext("Give one valid email address."),
+}
+
+
 @bp.post("/admin/users")
 @login_required
 def create_user():
     form = request.form
+    kept = {k: form.get(k, "") for k in ("login", "name", "email")}
     roles = [(form.get("role", ""), form.get("org_unit", "").strip())] if form.get("org_unit", "").strip() else []
-    if len(form.get("password", "")) < 8 or not form.get("login", "").strip() or not form.get("name", "").strip():
-        return _page(_("Give a login, a name and a password of at least 8 characters."), 422)
+    if len(form.get("password", "")) < 8:
+        return _page(_("Give a login, a name and a password of at least 8 characters."), 422,
+                     {"password": [_("At least 8 characters.")]}, kept)
     try:
-        admin.create_user(me(), form["login"].strip(), form["name"].strip(), form.get("email", "").strip(),
-                          form["password"], "en" if form.get("locale") == "en" else "zh", roles)
+        admin.create_user(me(), form.get("login", "").strip(), form.get("name", "").strip(),
+                          form.get("email", "").strip(), form["password"], "en" if form.get("locale") == "en" else "zh",
+                          roles)
+    except InvalidInput as e:
+        field = e.details.get("field")
+        said = message(e.message)
+        text = str(FIELD_RULES[field]) if said == e.message and field in FIELD_RULES else said
+        return _page(_("Please correct the marked fields."), e.status, {field: [text]}, kept)
     except EngineError as e:
         return _page(message(e.message), e.status)
     flash(_("User created."))
