@@ -110,9 +110,10 @@ def world_fixture(app, people, clock, rq_queue) -> World:
 
 def fingerprint(queue=None) -> str:
     """A digest of every row a write could change (all tables but the API tokens the test itself issues), and
-    of the RQ queue's jobs when `queue` is given."""
+    of the RQ queue's jobs (queued and failed) when `queue` is given."""
     db.session.rollback()
-    digest = hashlib.sha256(repr(sorted(queue.job_ids) if queue is not None else None).encode())
+    jobs = (sorted(queue.job_ids), sorted(queue.failed_job_registry.get_job_ids())) if queue is not None else None
+    digest = hashlib.sha256(repr(jobs).encode())
     with db.engine.connect() as conn:
         for table in db.metadata.sorted_tables:
             if table.name in NOT_FINGERPRINTED:
