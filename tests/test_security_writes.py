@@ -90,7 +90,11 @@ class Maker:
     def stocktake(self, unit: str = "S1", review: bool = False) -> int:
         """A stocktake counting at `unit`; `review`: a1 counted, xsm recounted, the variances await approval."""
         p = self.people
-        inst = engine.start("stocktake", unit, p[f"sm{unit[1]}"], {"month": "2026-11"})
+        inst = engine.start("stocktake", unit, p[f"sm{unit[1]}"], {"month": "2026-12"})
+        # One stocktake per store and month is a business rule, not an authorization one: free the month so the
+        # next object of this kind can be made (the matrix needs one per allowed actor).
+        db.session.get(Instance, inst.id).dedupe_key = None
+        db.session.commit()
         if review:
             engine.fire(inst.id, "load_book", p["sm1"], {"book": [{"sku": "A100", "quantity": 10}]})
             engine.fire(inst.id, "enter_counts", p["a1"], {"zone": "A柜", "lines": [{"sku": "A100", "counted": 5}]})
@@ -236,14 +240,15 @@ TRIGGERS = [
     ("monthly_plan approve", Maker.plan, "approve", {}, {}, None, {"salesmgr"}),
     ("monthly_plan return", Maker.plan, "return", {}, {}, "redo", PLAN_RETURNERS),
     ("shift_handover sign_out", Maker.handover, "sign_out", {}, {}, None, {"sm1", "dep1", "xsm"}),
-    # a store manager or deputy of S1 who did not sign (sm1 signed out, a1 in), the sales manager covering S1
-    # (nobody here: salesmgr covers T1) and the regional managers above S1
+    # the store manager's countersignature (店长复签) by one who did not sign (sm1 signed out, a1 in), the sales
+    # manager covering S1 (nobody here: salesmgr covers T1) and the regional managers above S1; not the deputy
     ("shift_handover countersign", lambda m: m.handover(signed=True), "countersign", {}, {}, "counted twice",
-     {"dep1", "xsm", "east", "boss"}),
+     {"xsm", "east", "boss"}),
     ("stocktake load_book", Maker.stocktake, "load_book", {"book": [{"sku": "A100", "quantity": 5}]},
      {"book.0.sku": "A100", "book.0.quantity": "5"}, None, {"sm1", "dep1", "xsm"}),
-    # the store manager, but not whoever counted (a1) or recounted (xsm)
-    ("stocktake approve_variances", lambda m: m.stocktake(review=True), "approve_variances", {}, {}, "ok", {"sm1"}),
+    # the store manager and the regional managers above, but not whoever counted (a1) or recounted (xsm)
+    ("stocktake approve_variances", lambda m: m.stocktake(review=True), "approve_variances", {}, {}, "ok",
+     {"sm1", "east", "boss"}),
     ("complaint assign", Maker.complaint, "assign", {"assignee": "a1"}, {"assignee": "a1"}, None,
      {"sm1", "xsm", "agent"}),
     ("training_cohort record_observation", Maker.cohort, "record_observation",
@@ -364,6 +369,14 @@ def _revoked(o, who, r):
     return all(tokens.authenticate(t) is None for t in o["tokens"])
 
 
+def start_month(door: str, unit: str, who: str | None) -> str:
+    """A month no other start of the matrix uses (one stocktake per store and month); refused starters share one."""
+    allowed = {("S1", "sm1"): 0, ("S1", "xsm"): 1, ("S3", "xsm"): 0, ("S3", "dep1"): 1}
+    if (unit, who) not in allowed:
+        return "2026-06"
+    return f"2026-{10 - allowed[unit, who] - (2 if door == 'ui' else 0):02d}"
+
+
 WRITES: dict[tuple[str, str], list[Case]] = {
     # ---- signing in and out, one's own account: the credentials or the session decide
     ("ui.login", "POST"): [Case("sign in", ACTIVE, _sign_in, lambda o, who, r: _inbox(o) == 200, _tokens,
@@ -382,14 +395,16 @@ WRITES: dict[tuple[str, str], list[Case]] = {
     # being added for issue 12 (revoke all of one's tokens): rename the key to the endpoint that gets merged
     ("api_tokens.revoke_tokens", "DELETE"): [Case("log out everywhere", ACTIVE, _revoke("/tokens", True), _revoked,
                                                   _tokens, True)],
-    # ---- workflows: start, act, attach, book stock, the inbox's bulk actions
+    # ---- workflows: start, act, attach, book stock, the inbox's bulk actions (a month of its own per allowed
+    # starter and door: one stocktake per store and month; the refused get the first)
     ("api_instances.Instances", "POST"): [
         api(f"start a stocktake at {u}", allowed, "POST", "/instances",
-            {"workflow": "stocktake", "org_unit": u, "data": {"month": "2027-01"}},
+            lambda o, who, u=u: {"workflow": "stocktake", "org_unit": u, "data": {"month": start_month("api", u, who)}},
             lambda o, who, r: last_actor(r.json["id"]) == who)
         for u, allowed in (("S1", {"sm1", "xsm"}), ("S3", {"xsm", "dep1"}))],  # dep1 stands in for sm3
     ("ui.start", "POST"): [  # at a unit one may not start at: "choose an org unit" (422)
-        ui(f"start a stocktake at {u}", allowed, "/start/stocktake", {"org_unit": u, "month": "2027-01"},
+        ui(f"start a stocktake at {u}", allowed, "/start/stocktake",
+           lambda o, who, u=u: {"org_unit": u, "month": start_month("ui", u, who)},
            lambda o, who, r: last_actor(int(r.headers["Location"].rsplit("/", 1)[1])) == who, refusal={422})
         for u, allowed in (("S1", {"sm1", "xsm"}), ("S3", {"xsm", "dep1"}))],
     ("api_instances.InstanceAction", "POST"): [_api_action(*t) for t in TRIGGERS],
