@@ -1,5 +1,7 @@
 """The JSON API's core: tokens, workflows, instances, actions (If-Match, Idempotency-Key), history, tasks,
 and the one error shape with the caller's language."""
+import dataclasses
+
 import sqlalchemy as sa
 
 from engine import registry
@@ -367,11 +369,11 @@ def test_instance_diagram_and_workflow_versions(api):
 
 
 def test_workflow_diagram_of_a_chosen_version(api):
-    registry.register(definitions.versioned(1, "完成"))
-    registry.register(definitions.versioned(2, "完成"))
-    old = api.get("/workflows/test_versioned/diagram?version=1", as_="a1").json
-    new = api.get("/workflows/test_versioned/diagram", as_="a1").json
+    for version in (1, 2):  # (a name of its own: the registry outlives the test)
+        registry.register(dataclasses.replace(definitions.versioned(version, "完成"), name="test_diagram_versions"))
+    old = api.get("/workflows/test_diagram_versions/diagram?version=1", as_="a1").json
+    new = api.get("/workflows/test_diagram_versions/diagram", as_="a1").json
     assert (old["version"], new["version"]) == (1, 2)
     assert "review" not in old["mermaid"] and "review" in new["mermaid"]  # v2 added the review step
-    error(api.get("/workflows/test_versioned/diagram?version=9", as_="a1"), 404)
-    error(api.get("/workflows/test_versioned/diagram?version=x", as_="a1"), 422)
+    error(api.get("/workflows/test_diagram_versions/diagram?version=9", as_="a1"), 404)
+    error(api.get("/workflows/test_diagram_versions/diagram?version=x", as_="a1"), 422)

@@ -257,7 +257,8 @@ def test_api_tokens_share_the_sign_in_pages_failed_login_budget(app, people, fre
 
 def test_passwords_are_stored_as_scrypt_hashes_whichever_way_they_are_set(app, people, actors):
     ui_admin = actors.ui("admin")
-    assert ui_admin.post("/admin/users", {"login": "viaui", "name": "x", "password": "secret-via-ui"}).status_code \
+    assert ui_admin.post("/admin/users", {"login": "viaui", "name": "x", "email": "viaui@example.com",
+                                          "password": "secret-via-ui"}).status_code \
         == 302
     assert actors.api.post("/users", as_="admin", json={"login": "viaapi", "name": "x", "email": "v@example.com",
                                                          "password": "secret-via-api"}).status_code == 201

@@ -135,7 +135,7 @@ def test_annual_targets_from_the_command_line(app, people, clock):
 def test_a_plan_is_for_at_most_thirteen_months_ahead(people, clock):
     # the clock is in November 2026: December 2027 is the last month a plan may be made for
     assert engine.start("monthly_plan", "T1", people["rep1"], {"month": "2027-12"}).state == "draft"
-    for month in ("2028-01", "9999-12"):
+    for month, message in (("2028-01", "ahead"), ("9999-12", "2000 to 2100")):
         with pytest.raises(InvalidPayload) as e:
             engine.start("monthly_plan", "T1", people["rep1"], {"month": month})
-        assert "ahead" in str(e.value.errors["month"])
+        assert message in str(e.value.errors["month"])
