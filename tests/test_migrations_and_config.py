@@ -9,6 +9,7 @@ from engine.db import db
 
 # SQLite's reflection cannot read the index on lower(login); PostgreSQL's can and compares it.
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index:sqlalchemy.exc.SAWarning")
+@pytest.mark.filterwarnings("ignore:autogenerate skipping metadata-specified expression-based index:UserWarning")
 def test_migrated_schema_matches_the_models(ctx):
     # The session fixture built this database (SQLite or PostgreSQL) from empty with `flask db upgrade`.
     with db.engine.connect() as conn:
