@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 import config
-from engine import checks, health, queue, tokens
+from engine import checks, health, org, queue, tokens
 from engine.db import db
 from tests.conftest import POSTGRES, needs_postgres
 from web import create_app
@@ -186,3 +186,14 @@ def test_redis_without_persistence_is_warned_at_start_up(app, ctx, tmp_path, cap
         web.test_client().get("/healthz")
     warned = [r.getMessage() for r in caplog.records if r.name == "engine.health"]
     assert warned == problems
+
+
+def test_check_warns_of_each_step_nobody_can_take(app, people, smtp):
+    code, out = run_check(app)
+    assert code == 0, out  # a gap is a warning: escalations still reach someone
+    assert ("WARN  workflow steps: unit S3, workflow complaint, state received: nobody can act (assignee rule "
+            "service_agent: nobody holds it)") in out, out
+    org.grant(people["a3"], "service_agent", "S3")
+    db.session.commit()
+    code, out = run_check(app)
+    assert "OK    workflow steps: every step has someone who can take it" in out, out
