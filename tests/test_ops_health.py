@@ -189,11 +189,12 @@ def test_redis_without_persistence_is_warned_at_start_up(app, ctx, tmp_path, cap
 
 
 def test_check_warns_of_each_step_nobody_can_take(app, people, smtp):
+    """A gap is named until someone holds the step's role."""
     code, out = run_check(app)
     assert code == 0, out  # a gap is a warning: escalations still reach someone
     assert ("WARN  workflow steps: unit S3, workflow complaint, state received: nobody can act (assignee rule "
             "service_agent: nobody holds it)") in out, out
     org.grant(people["a3"], "service_agent", "S3")
     db.session.commit()
-    code, out = run_check(app)
-    assert "OK    workflow steps: every step has someone who can take it" in out, out
+    code, out = run_check(app)  # (other tests' definitions may still be registered: look at this gap only)
+    assert "workflow complaint, state received" not in out and code == 0, out
