@@ -15,6 +15,7 @@ from workflows.stocktake import parse_book_csv
 BOOK = [{"sku": "A100", "name": "羊毛衫", "quantity": 100}, {"sku": "B200", "name": "围巾", "quantity": 50},
         {"sku": "C300", "name": "手套", "quantity": 10}]
 MONTH_END = datetime(2026, 11, 30, 11, 0, tzinfo=UTC)  # 19:00 in Shanghai
+STOLEN = {"reasons": [{"sku": "C300", "reason": "被盗，已报案"}]}
 
 
 def schedule(app, when):
@@ -72,8 +73,15 @@ def test_a_variance_that_survives_the_recount_needs_the_managers_approval(people
     inst = engine.fire(inst.id, "recount", people["a1"], {"lines": [{"sku": "C300", "counted": 7}]})
     assert inst.state == "variance_review"
     refused(NotPermitted, inst, "approve_variances", people["dep1"], comment="x")  # the store manager's call
-    refused(InvalidPayload, inst, "approve_variances", people["sm1"])  # with the explanation
-    assert engine.fire(inst.id, "approve_variances", people["sm1"], comment="三双被盗，已报案").state == "reporting"
+    refused(InvalidPayload, inst, "approve_variances", people["sm1"], STOLEN)  # with the explanation
+    e = refused(InvalidPayload, inst, "approve_variances", people["sm1"], comment="三双被盗")  # and the line's reason
+    assert e.errors["reasons"] == ["C300 手套: a reason is required (variance -3 is beyond the tolerance)."]
+    e = refused(InvalidPayload, inst, "approve_variances", people["sm1"],
+                {"reasons": [*STOLEN["reasons"], {"sku": "Z9", "reason": "?"}]}, comment="三双被盗")
+    assert e.errors["reasons"] == ["Z9: not a line of this stocktake."]
+    inst = engine.fire(inst.id, "approve_variances", people["sm1"], STOLEN, comment="三双被盗，已报案")
+    assert inst.state == "reporting" and inst.data["variance_reasons"] == {"C300": "被盗，已报案"}
+    assert inst.data["approved_by"]["login"] == "sm1" and "reasons" not in inst.data
 
 
 def test_refusals_write_nothing(people, counting):
@@ -172,7 +180,8 @@ def test_whoever_counted_does_not_approve_the_variances(people, clock, counting)
     assert told(inst) == ["sm1asst"]  # the store manager who did not count
     e = refused(NotPermitted, inst, "approve_variances", people["sm1"], comment="被盗")
     assert e.details["reason"] == "segregation_of_duties"
-    assert engine.fire(inst.id, "approve_variances", people["sm1asst"], comment="三双被盗，已报案").state == "reporting"
+    assert engine.fire(inst.id, "approve_variances", people["sm1asst"], STOLEN,
+                       comment="三双被盗，已报案").state == "reporting"
 
 
 def test_a_store_manager_who_counted_alone_has_the_region_approve(app, people, clock):
@@ -187,7 +196,8 @@ def test_a_store_manager_who_counted_alone_has_the_region_approve(app, people, c
     inst = engine.fire(inst.id, "recount", people["a2"], {"lines": [{"sku": "A100", "counted": 90}]})
     assert told(inst) == ["east"]  # sm2 counted: the regional manager is given the approval
     refused(NotPermitted, inst, "approve_variances", people["sm2"], comment="ok")
-    assert engine.fire(inst.id, "approve_variances", people["east"], comment="已核实").state == "reporting"
+    reasons = {"reasons": [{"sku": "A100", "reason": "调拨未入账"}]}
+    assert engine.fire(inst.id, "approve_variances", people["east"], reasons, comment="已核实").state == "reporting"
 
 
 def test_one_stocktake_per_store_and_month_also_when_started_by_hand(app, people, clock):
