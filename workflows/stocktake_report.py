@@ -15,6 +15,8 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from openpyxl import Workbook
 from openpyxl.styles import Font
 
+from engine.errors import UnknownInstance
+
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 HTML = "text/html"
 MONEY = "#,##0.00"
@@ -184,3 +186,14 @@ def attachments(inst, lang: str) -> list[tuple[str, str, bytes]]:
     report = facts(inst)
     return [(filename(inst, "xlsx"), XLSX, xlsx(report, lang)),
             (filename(inst, "html"), HTML, html(report, lang).encode("utf-8"))]
+
+
+def download(inst, ext: str, lang: str) -> tuple[str, str, bytes]:
+    """(filename, mime type, content) of an instance's report as .xlsx or .html; UnknownInstance (404) when the
+    instance has no report (only stocktakes have one)."""
+    if inst.workflow != "stocktake":
+        raise UnknownInstance(f"instance {inst.id} has no report", instance=inst.id)
+    report = facts(inst)
+    if ext == "xlsx":
+        return filename(inst, "xlsx"), XLSX, xlsx(report, lang)
+    return filename(inst, "html"), HTML, html(report, lang).encode("utf-8")
