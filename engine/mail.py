@@ -95,7 +95,10 @@ def render(n: Notification, user: User, base_url: str, sender: str, now: datetim
         for name in state.attachments:
             for filename, mime, content in compiled.functions[name](n.instance, lang):
                 maintype, _, subtype = mime.partition("/")
-                msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
+                if maintype == "text":  # as text, so it is sent with its charset (UTF-8), not as bare bytes
+                    msg.add_attachment(content.decode("utf-8"), subtype=subtype, filename=filename)
+                else:
+                    msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
     return msg
 
 
