@@ -8,6 +8,7 @@ the org unit's timezone, on the business calendar and within the unit's opening 
     "4 working hours"                                  inside opening hours on working days
     "same day at 23:59"                                the start's local date
     "next working day at 10:00"
+    "next day at 12:00"                                the start's next calendar day (第二日), open or not
     "last day of the month at 19:00"
     "3 working days before the end of the month at 18:00"   (time defaults to 23:59)
     "3 working days after the end of the month"
@@ -46,6 +47,7 @@ _MONTH = r"(?:the month|(?P<field>[a-z_][a-z0-9_.]*))"
 _CALENDAR = [
     (re.compile(r"^same day" + _AT + "$"), "same_day"),
     (re.compile(r"^next working day" + _AT + "$"), "next_working_day"),
+    (re.compile(r"^next day" + _AT + "$"), "next_day"),
     (re.compile(r"^last day of " + _MONTH + _AT + "$"), "last_day_of_month"),
     (re.compile(r"^day (?P<n>\d{1,2}) of the month before " + _MONTH + _AT + "$"), "day_of_previous_month"),
     (re.compile(r"^(?P<n>\d+) working days? (?P<rel>before|after) the end of " + _MONTH + _AT + "$"),
@@ -83,6 +85,9 @@ class Expression:
 
     def _same_day(self, local: datetime, env: Env) -> datetime:
         return _at(local.date(), self.at or time(23, 59), env.tz)
+
+    def _next_day(self, local: datetime, env: Env) -> datetime:
+        return _at(local.date() + timedelta(days=1), self.at or env.opens, env.tz)
 
     def _next_working_day(self, local: datetime, env: Env) -> datetime:
         return _at(env.calendar.next_working_day(local.date()), self.at or env.opens, env.tz)

@@ -96,6 +96,9 @@ class State:
     assignee_fallback: tuple[str, ...] = ()
     deadline: Deadline | None = None
     signing: Signing | None = None
+    # Files attached to the task email of whoever is given the step, built when the email is sent (so they show
+    # the instance as it is then): functions fn(instance, lang) -> [(filename, mime type, bytes)].
+    attachments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,9 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
         for role in s.assignee_fallback:
             if role not in KNOWN_ROLES - PSEUDO_ROLES:
                 bad(element, f"unknown fallback assignee role '{role}'")
+        for name in s.attachments:
+            if not callable(functions.get(name)):
+                bad(element, f"unknown attachment builder '{name}' (define it in the workflow's module)")
         outgoing = [t for t in wf.transitions if s.name in t.sources]
         leaves = [t for t in outgoing if t.dest not in (None, s.name)]
         if not s.final and not leaves:

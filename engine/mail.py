@@ -67,7 +67,8 @@ def render(n: Notification, user: User, base_url: str, sender: str, now: datetim
     lang = "en" if user.locale == "en" else "zh"
     babel_locale = "en" if lang == "en" else "zh_Hans_CN"
     ctx = n.context
-    wf = registry.get(ctx["workflow"], ctx.get("version")).wf
+    compiled = registry.get(ctx["workflow"], ctx.get("version"))
+    wf = compiled.wf
     state = wf.state(ctx["state"])
     tz = ZoneInfo(ctx.get("unit_tz") or "Asia/Shanghai")
     due = datetime.fromisoformat(ctx["due_at"]) if ctx.get("due_at") else None
@@ -90,6 +91,14 @@ def render(n: Notification, user: User, base_url: str, sender: str, now: datetim
     msg["X-Signoff-Notification"] = str(n.id)
     msg.set_content(_templates.get_template(f"body.{lang}.txt").render(**facts))
     msg.add_alternative(_templates.get_template(f"body.{lang}.html").render(**facts), subtype="html")
+    if n.kind == "task" and n.instance is not None:
+        for name in state.attachments:
+            for filename, mime, content in compiled.functions[name](n.instance, lang):
+                maintype, _, subtype = mime.partition("/")
+                if maintype == "text":  # as text, so it is sent with its charset (UTF-8), not as bare bytes
+                    msg.add_attachment(content.decode("utf-8"), subtype=subtype, filename=filename)
+                else:
+                    msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=filename)
     return msg
 
 

@@ -1,6 +1,8 @@
 """Bulk imports through the API: a stocktake's book stock as CSV, annual targets."""
 import io
 
+import openpyxl
+
 from tests.api_fixtures import api_fixture  # noqa: F401
 
 
@@ -40,3 +42,33 @@ def test_annual_targets_set_and_read_by_admins(api):
     unknown = api.put("/targets", as_="admin", json={"targets": [body["targets"][0] | {"org_unit": "MARS"}]})
     assert unknown.status_code in (404, 422)
     assert api.put("/targets", as_="admin", json={"targets": []}).status_code == 422
+
+
+def test_book_stock_with_unit_costs_from_an_excel_upload(api):
+    inst = api.start(as_="sm1", workflow="stocktake", data={"month": "2026-11"})
+    wb = openpyxl.Workbook()
+    for row in (["编码", "名称", "数量", "单价"], ["A100", "羊毛衫", 100, 258], ["B200", "围巾", 50, 35.5]):
+        wb.active.append(row)
+    out = io.BytesIO()
+    wb.save(out)
+    r = api.post(f"/instances/{inst['id']}/book-stock", as_="dep1", data={"file": (io.BytesIO(out.getvalue()),
+                 "book.xlsx")}, content_type="multipart/form-data")
+    assert r.status_code == 200, r.json
+    assert [(b["sku"], b["unit_cost"]) for b in r.json["data"]["book"]] == [("A100", "258.00"), ("B200", "35.50")]
+
+
+def test_the_stocktake_report_downloads_for_whoever_may_see_the_stocktake(api):
+    inst = api.start(as_="sm1", workflow="stocktake", data={"month": "2026-11", "book": [
+        {"sku": "A100", "name": "羊毛衫", "quantity": 10, "unit_cost": "258.00"}]})
+    api.post(f"/instances/{inst['id']}/actions/enter_counts", as_="a1",
+             json={"data": {"zone": "A", "lines": [{"sku": "A100", "counted": 9}]}})
+    assert api.post(f"/instances/{inst['id']}/actions/submit_counts", as_="a1", json={}).status_code == 200
+    r = api.get(f"/instances/{inst['id']}/report.xlsx", as_="sm1", headers={"Accept-Language": "en"})
+    assert r.status_code == 200 and r.mimetype == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    sheet = openpyxl.load_workbook(io.BytesIO(r.data)).active
+    row = next(row for row in sheet.iter_rows(values_only=True) if row[0] == "A100")
+    assert row[:7] == ("A100", "羊毛衫", 10, 9, -1, 258, -258)
+    assert next(sheet.iter_rows(values_only=True))[0] == "Month-end stocktake report"
+    page = api.get(f"/instances/{inst['id']}/report.html", as_="sm1")
+    assert page.status_code == 200 and "月末盘存报表" in page.get_data(as_text=True)
+    assert api.get(f"/instances/{inst['id']}/report.xlsx", as_="sm3").status_code == 404  # another store's

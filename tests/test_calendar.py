@@ -51,6 +51,8 @@ D = datetime
     ("same day at 23:59", D(2026, 11, 30, 19), D(2026, 11, 30, 23, 59)),
     ("next working day at 10:00", D(2026, 11, 27, 20), D(2026, 11, 30, 10)),
     ("next working day at 12:00", D(2026, 9, 30, 19), D(2026, 10, 8, 12)),
+    ("next day at 12:00", D(2026, 9, 30, 19), D(2026, 10, 1, 12)),  # 第二日: a store's next day, holiday or not
+    ("next day at 12:00", D(2026, 12, 31, 23, 30), D(2027, 1, 1, 12)),
     ("last day of the month at 19:00", D(2026, 11, 3, 8), D(2026, 11, 30, 19)),
     ("last day of the month at 19:00", D(2028, 2, 3, 8), D(2028, 2, 29, 19)),  # leap day
     ("last day of the month at 19:00", D(2026, 12, 31, 8), D(2026, 12, 31, 19)),

@@ -49,6 +49,11 @@ def viewer(login, o):
     return login in VIEWERS[o.unit]
 
 
+def report_reader(login, o):
+    """A report is a stocktake's (T1's instance is a monthly plan: 404 to everyone)."""
+    return viewer(login, o) and o.unit != "T1"
+
+
 def administrator(login, o):
     return login == "admin" or (login == "admin_east" and o.inside)
 
@@ -91,6 +96,7 @@ ROUTES = {
     ("ui.attachment", "GET"): Route(
         "instance", lambda c, o: c.get(f"/instances/{o.key}/attachments/{o.extra['attachment']}"), viewer),
     ("ui.act", "POST"): Route("instance", lambda c, o: c.post(*_act_form(o)), _may_act),
+    ("ui.report", "GET"): Route("instance", lambda c, o: c.get(f"/instances/{o.key}/report.xlsx"), report_reader),
     ("ui.upload", "POST"): Route("instance", lambda c, o: c.post(
         f"/instances/{o.key}/attachments", {"file": (io.BytesIO(PNG), "x.png")}, content_type="multipart/form-data"),
         viewer),
@@ -140,6 +146,10 @@ ROUTES = {
     ("api_attachments.Attachments", "POST"): Route("instance", lambda c, o: c(
         "POST", f"/instances/{o.key}/attachments", data={"file": (io.BytesIO(PNG), "x.png")},
         content_type="multipart/form-data"), viewer, True),
+    ("api_downloads.ReportXlsx", "GET"): Route(
+        "instance", lambda c, o: c("GET", f"/instances/{o.key}/report.xlsx"), report_reader, True),
+    ("api_downloads.ReportHtml", "GET"): Route(
+        "instance", lambda c, o: c("GET", f"/instances/{o.key}/report.html"), report_reader, True),
     ("api_attachments.AttachmentFile", "GET"): Route(
         "instance", lambda c, o: c("GET", f"/instances/{o.key}/attachments/{o.extra['attachment']}"), viewer, True),
     ("api_imports.BookStock", "POST"): Route("instance", lambda c, o: c(

@@ -247,7 +247,8 @@ TRIGGERS = [
     ("stocktake load_book", Maker.stocktake, "load_book", {"book": [{"sku": "A100", "quantity": 5}]},
      {"book.0.sku": "A100", "book.0.quantity": "5"}, None, {"sm1", "dep1", "xsm"}),
     # the store manager and the regional managers above, but not whoever counted (a1) or recounted (xsm)
-    ("stocktake approve_variances", lambda m: m.stocktake(review=True), "approve_variances", {}, {}, "ok",
+    ("stocktake approve_variances", lambda m: m.stocktake(review=True), "approve_variances",
+     {"reasons": [{"sku": "A100", "reason": "破损"}]}, {"reasons.0.sku": "A100", "reasons.0.reason": "破损"}, "ok",
      {"sm1", "east", "boss"}),
     ("complaint assign", Maker.complaint, "assign", {"assignee": "a1"}, {"assignee": "a1"}, None,
      {"sm1", "xsm", "agent"}),

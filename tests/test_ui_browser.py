@@ -1,12 +1,15 @@
 """The UI in a real browser: Playwright driving Debian's Chromium against the app served on 127.0.0.1.
 Screenshots of the inbox, an instance page, the sign-off sheet on a phone and the dashboard go to
 tests/artifacts/ (ignored by git; CI keeps them)."""
+import io
 import re
 from datetime import UTC, datetime, timedelta
 
+import openpyxl
 import sqlalchemy as sa
 
 import engine
+from engine import mail
 from engine.db import db
 from engine.models import Instance
 
@@ -82,12 +85,12 @@ def test_two_people_sign_a_handover_and_nobody_signs_twice(browser_as, people, c
 
 
 def test_stocktake_with_a_variance_goes_through_recount_and_approval(browser_as, people, clock, tmp_path, shoot,
-                                                                    diagram_drawn):
+                                                                    diagram_drawn, smtp):
     inst = engine.start("stocktake", "S1", people["sm1"], {"month": "2026-11"})
     sm = browser_as("sm1")
     sm.goto(f"{sm.base}/instances/{inst.id}")
     csv = tmp_path / "book.csv"
-    csv.write_text("编码,名称,数量\nA1,茶杯,100\nB2,茶壶,10\n", encoding="utf-8")
+    csv.write_text("编码,名称,数量,单价\nA1,茶杯,100,12.50\nB2,茶壶,10,1288\n", encoding="utf-8")
     sm.set_input_files("#action-load_book input[type=file]", str(csv))
     sm.click("#action-load_book button[type=submit]")
     sm.wait_for_selector("text=已完成：导入账面库存")
@@ -116,12 +119,43 @@ def test_stocktake_with_a_variance_goes_through_recount_and_approval(browser_as,
     region.click("#action-approve_variances button[type=submit]")  # no comment: refused, next to the box
     assert "此操作需要填写意见" in region.inner_text("#action-approve_variances")
     region.fill("#action-approve_variances textarea[name=comment]", "茶壶破损五只，已报损")
+    # the approval lists the line beyond the tolerance: it needs its reason
+    assert region.input_value("#action-approve_variances input[name='reasons.0.sku']") == "B2"
+    region.click("#action-approve_variances button[type=submit]")
+    assert "B2 茶壶：差异 -5 超出容差，须填写差异原因。" in region.inner_text("#action-approve_variances")
+    region.fill("#action-approve_variances [name='reasons.0.reason']", "搬运破损五只")
     region.click("#action-approve_variances button[type=submit]")
     region.wait_for_selector("text=已完成：批准差异")
     assert state_of(inst.id) == "reporting"
     assert "茶壶破损五只" in region.inner_text("#history")
     diagram_drawn(region)
     shoot(region, "instance-stocktake")
+
+    # the store manager sends the report; the accountant's email carries it as .xlsx, and the page offers it
+    sm.goto(f"{sm.base}/instances/{inst.id}")
+    sm.click("#action-send_report button[type=submit]")
+    sm.wait_for_selector("text=已完成：报送会计")
+    assert state_of(inst.id) == "accountant_review"
+    with sm.expect_download() as download:
+        sm.click("#report-xlsx")
+    downloaded = download.value.path().read_bytes()
+    mail.send_pending()
+    [to_acct] = [m for m in smtp.messages if m["To"].addresses[0].username == "acct"]
+    [attached] = [a for a in to_acct.iter_attachments() if a.get_filename().endswith(".xlsx")]
+    for content in (attached.get_content(), downloaded):
+        rows = list(openpyxl.load_workbook(io.BytesIO(content)).active.iter_rows(values_only=True))
+        table = rows[next(n for n, r in enumerate(rows) if r[0] == "编码"):]
+        assert table[0] == ("编码", "名称", "账面数量", "实盘数量", "数量差异", "单价（元）", "金额差异（元）",
+                            "差异原因")
+        assert table[1] == ("A1", "茶杯", 100, 100, 0, 12.5, 0, None)
+        assert table[2] == ("B2", "茶壶", 10, 5, -5, 1288, -6440, "搬运破损五只")
+        assert table[3][:7] == ("合计", None, 110, 105, -5, None, -6440)
+        head = {r[0]: r[1] for r in rows[1:8]}
+        assert head["盘点人"] == "Sm1（A柜）" and head["复盘人"] == "Sm1" and head["差异批准人"] == "East"
+    with sm.expect_popup() as popup:
+        sm.click("#report-html")  # the printable page, in a tab of its own
+    popup.value.wait_for_selector("tfoot")
+    assert "月末盘存报表" in popup.value.inner_text("h1") and "-6,440.00" in popup.value.inner_text("tfoot")
 
 
 def test_switching_to_english_shows_english_on_those_pages(browser_as, people, clock, shoot, diagram_drawn):

@@ -101,7 +101,8 @@ def test_chinese_pages_have_no_untranslated_words(app, people, clock, signed_in)
                 engine.start("complaint", "S1", people["a1"], COMPLAINT).id],
         "rep1": [engine.start("monthly_plan", "T1", people["rep1"], {"month": "2026-12"}).id],
     }
-    data = {"Signoff", "CSV", "PDF", "JPEG", "PNG", "GIF", "WebP", "YYYY", "unit", "RQ", "English"}  # names, formats
+    # names, formats
+    data = {"Signoff", "CSV", "Excel", "PDF", "JPEG", "PNG", "GIF", "WebP", "YYYY", "unit", "RQ", "English"}
     data |= {u.name for u in people.values()} | {u.login for u in people.values()} | {"EAST", "SOUTH"}  # unit codes
     pages = [("sm1", f"/instances/{i}") for i in ids["sm1"]] + [("rep1", f"/instances/{ids['rep1'][0]}")]
     pages += [("sm1", p) for p in ("/inbox", "/dashboard", "/account", "/start", "/start/shift_handover",

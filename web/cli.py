@@ -275,17 +275,18 @@ def targets_set(year, unit_code, login, amount, new_customers, visits):
 
 @stocktake_cli.command("load-book")
 @click.argument("instance_id", type=int)
-@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.argument("csv_file", type=click.File("rb"))
 @click.option("--as", "login", required=True, help="Who loads it (a store or deputy manager of the store).")
 @click.option("--correct", "reason", help="Correct the book after counting began, for this reason (the counts are "
                                           "then done again).")
 @clear_errors
 def stocktake_load_book(instance_id, csv_file, login, reason):
-    """Load book stock (sku,name,quantity or 编码,名称,数量) into a stocktake from a CSV file."""
+    """Load book stock (sku,name,quantity[,unit_cost] or 编码,名称,数量[,单价]) into a stocktake from a CSV or
+    Excel (.xlsx) file."""
     from engine import runtime
-    from workflows.stocktake import parse_book_csv
+    from workflows.stocktake import parse_book_file
 
-    lines = parse_book_csv(csv_file.read(), current_app.config["IMPORT_MAX_ROWS"])
+    lines = parse_book_file(csv_file.read(), current_app.config["IMPORT_MAX_ROWS"])
     trigger = "correct_book" if reason is not None else "load_book"
     runtime.fire(instance_id, trigger, org.user_by_login(login), {"book": lines}, comment=reason)
     click.echo(f"{'corrected' if reason is not None else 'loaded'} {len(lines)} book lines in stocktake "

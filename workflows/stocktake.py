@@ -1,26 +1,34 @@
 """Month-end stocktake (月末盘存): on the last day of each month at 19:00 the whole store counts stock
 (全体人员盘点), zone by zone; counting and reconciliation (盘货及对账) finish the same day; large variances
 are recounted and approved by the store manager; the stocktake report (盘存报表) goes to the accountant
-(会计) by the next working day at 12:00."""
+(会计) the next day (第二日) at 12:00: quantity and money variance per line, a reason for every line beyond the
+tolerance, who counted and who approved (workflows/stocktake_report.py builds its .xlsx and printable page)."""
 import csv
 import io
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
+import openpyxl
 from marshmallow import Schema, fields, validate
 
 from engine import org
 from engine.definition import Deadline, Rung, Schedule, State, Transition, Workflow
 from engine.errors import InvalidPayload
-from engine.limits import BOOK_LINES_MAX, COUNT_LINES_MAX
+from engine.limits import BOOK_LINES_MAX, COUNT_LINES_MAX, NAME_MAX, TEXT_MAX
 from workflows.common import Empty, Month, month_window_errors, t
+from workflows.stocktake_report import attachments as report_attachments  # noqa: F401 (named by the definition)
 
+UNIT_COST_MAX = Decimal("99999999.99")
+CENT = Decimal("0.01")
 TOLERANCE_PCT = Decimal("2")  # a line varies "a lot" beyond max(1 unit, 2 % of book); settable per company
 
 
 class BookLine(Schema):
     sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    name = fields.String(load_default="", validate=validate.Length(max=200))
+    name = fields.String(load_default="", validate=validate.Length(max=NAME_MAX))
     quantity = fields.Integer(required=True, validate=validate.Range(min=0))
+    # yuan per unit, from the book; optional (a line without it has no money variance on the report)
+    unit_cost = fields.Decimal(allow_none=True, places=2, as_string=True,
+                               validate=validate.Range(min=0, max=UNIT_COST_MAX))
 
 
 class CountLine(Schema):
@@ -50,6 +58,18 @@ class RecountSchema(Schema):
     lines = fields.List(fields.Nested(CountLine), required=True, validate=validate.Length(min=1, max=COUNT_LINES_MAX))
 
 
+class ReasonLine(Schema):
+    sku = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=TEXT_MAX))
+
+
+class ApproveSchema(Schema):
+    """The approval of variances: a reason per line (required for each line beyond the tolerance)."""
+
+    reasons = fields.List(fields.Nested(ReasonLine), load_default=list,
+                          validate=validate.Length(max=COUNT_LINES_MAX))
+
+
 TO_REGION = Rung("0", "escalate", to="role:regional_manager")
 SAME_DAY = Deadline("same day at 23:59", ladder=(Rung("-2 hours", "remind"), TO_REGION))
 COUNTERS = ("assistant", "deputy_manager", "store_manager")
@@ -71,9 +91,12 @@ DEFINITION = Workflow(
         State("recount", t("复盘", "Recount"), assignee="store_manager", deadline=SAME_DAY),
         State("variance_review", t("差异审批", "Variance approval"), assignee="store_manager", deadline=SAME_DAY,
               assignee_fallback=("regional_manager",)),
+        # 第二日作好盘存报表交给会计: the next day by the store's calendar, not the office's next working day
         State("reporting", t("盘存报表", "Stocktake report"), assignee="store_manager",
-              deadline=Deadline("next working day at 12:00", ladder=(Rung("-2 hours", "remind"), TO_REGION))),
+              deadline=Deadline("next day at 12:00", ladder=(Rung("-2 hours", "remind"), TO_REGION))),
+        # the accountant's task email carries the report (.xlsx and the printable page), built when it is sent
         State("accountant_review", t("会计审核", "Accountant review"), assignee="accountant",
+              attachments=("report_attachments",),
               deadline=Deadline("2 working days", ladder=(Rung("0", "escalate", to="manager"),))),
         State("closed", t("已完成", "Closed"), final=True),
     ),
@@ -102,7 +125,8 @@ DEFINITION = Workflow(
                    unless=("still_large_after_recount",), title=t("复盘", "Recount")),
         # Whoever counted does not approve their own variances; when the store manager counted, the region does.
         Transition("approve_variances", "variance_review", "reporting", roles=("store_manager", "regional_manager"),
-                   schema=Empty, requires_comment=True, not_by=("enter_counts", "recount"),
+                   schema=ApproveSchema, requires_comment=True, not_by=("enter_counts", "recount"),
+                   validators=("reasons_for_large_variances",), after=("store_reasons",),
                    title=t("批准差异", "Approve variances")),
         Transition("send_report", "reporting", "accountant_review", roles=("store_manager",), schema=Empty,
                    after=("write_report",), title=t("报送会计", "Send report to accountant")),
@@ -123,33 +147,72 @@ def scheduled_stocktake(unit, at) -> dict:
 
 
 HEADERS = {"sku": "sku", "编码": "sku", "商品编码": "sku", "name": "name", "名称": "name", "商品名称": "name",
-           "quantity": "quantity", "数量": "quantity", "账面数量": "quantity"}
+           "quantity": "quantity", "数量": "quantity", "账面数量": "quantity",
+           "unit_cost": "unit_cost", "单价": "unit_cost", "成本单价": "unit_cost"}
+OPTIONAL = ("name", "unit_cost")  # an empty cell of these is no value, not a bad one
+XLSX_MAGIC = b"PK\x03\x04"  # an .xlsx is a zip file
 
 
 def parse_book_csv(text: str, max_rows: int = BOOK_LINES_MAX) -> list[dict]:
-    """Book stock lines from CSV (header sku,name,quantity or 编码,名称,数量); InvalidPayload names the
-    line and the problem, or the number of lines when there are more than `max_rows`; nothing is loaded when
-    any line is bad."""
-    rows = csv.reader(io.StringIO(text.lstrip("\ufeff")))
-    first = next(rows, None)
+    """Book stock lines from CSV (header sku,name,quantity[,unit_cost] or 编码,名称,数量[,单价]); InvalidPayload
+    names the line and the problem, or the number of lines when there are more than `max_rows`; nothing is loaded
+    when any line is bad."""
+    return parse_book_rows(csv.reader(io.StringIO(text.lstrip("\ufeff"))), max_rows)
+
+
+def parse_book_file(raw: bytes, max_rows: int = BOOK_LINES_MAX) -> list[dict]:
+    """Book stock lines from an uploaded file: an Excel workbook (.xlsx, its first sheet) or UTF-8 CSV, told
+    apart by content, not by name; the same columns and checks as `parse_book_csv`."""
+    if raw.startswith(XLSX_MAGIC):
+        return parse_book_rows(_xlsx_rows(raw), max_rows)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise InvalidPayload({"file": ["Neither an Excel workbook (.xlsx) nor UTF-8 CSV text."]}) from None
+    return parse_book_csv(text, max_rows)
+
+
+def _xlsx_rows(raw: bytes):
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(raw), read_only=True, data_only=True)
+    except Exception:  # openpyxl raises many kinds for a damaged file; each means the same to the user
+        raise InvalidPayload({"file": ["Not a readable Excel workbook (.xlsx)."]}) from None
+    try:
+        for row in book.worksheets[0].iter_rows(values_only=True):
+            yield ["" if cell is None else _cell_text(cell) for cell in row]
+    finally:
+        book.close()
+
+
+def _cell_text(cell) -> str:
+    if isinstance(cell, float) and cell.is_integer():
+        return str(int(cell))  # Excel stores 100 as 100.0
+    return str(cell)
+
+
+def parse_book_rows(rows, max_rows: int = BOOK_LINES_MAX) -> list[dict]:
+    """Book stock lines from rows of cell texts, the first naming the columns (see `parse_book_csv`)."""
+    first = next(iter_rows := iter(rows), None)
     if first is None:
         raise InvalidPayload({"file": ["The file is empty."]})
     header = [HEADERS.get(h.strip().lower()) or HEADERS.get(h.strip()) for h in first]
     if not {"sku", "quantity"} <= set(header):
-        raise InvalidPayload({"file": ["The first line must name the columns: sku, name, quantity (编码,名称,数量)."]})
+        raise InvalidPayload({"file": ["The first line must name the columns: sku, name, quantity, unit_cost "
+                                       "(编码,名称,数量,单价)."]})
     lines, errors, count = [], {}, 0
-    for number, row in enumerate(rows, start=2):
+    for number, row in enumerate(iter_rows, start=2):
         if not any(cell.strip() for cell in row):
             continue
         count += 1
         if count > max_rows:  # only counted from here on: the whole file is refused, and says how long it is
             continue
-        record = {key: cell.strip() for key, cell in zip(header, row, strict=False) if key}
+        record = {key: cell.strip() for key, cell in zip(header, row, strict=False)
+                  if key and (cell.strip() or key not in OPTIONAL)}
         problems = BookLine().validate(record)
         if problems:
             errors[f"line {number}"] = [f"{k}: {', '.join(v)}" for k, v in problems.items()]
         else:
-            lines.append(BookLine().load(record))
+            lines.append(BookLine().dump(BookLine().load(record)))
     if count > max_rows:
         raise InvalidPayload({"file": [f"Too many lines: {count} (at most {max_rows})."]})
     if errors:
@@ -172,7 +235,8 @@ def counted_by_sku(doc: dict) -> dict[str, int]:
 
 
 def variances(doc: dict, tolerance_pct: Decimal) -> list[dict]:
-    """Per SKU on the book or counted: book, counted, variance, and whether it is beyond the tolerance."""
+    """Per SKU on the book or counted: book, counted, variance, and whether it is beyond the tolerance; with the
+    book's unit cost, the money variance (yuan, 2 dp, as text: the instance's data is JSON)."""
     book = {line["sku"]: line for line in doc.get("book", [])}
     counted = counted_by_sku(doc)
     rows = []
@@ -180,8 +244,11 @@ def variances(doc: dict, tolerance_pct: Decimal) -> list[dict]:
         on_book = book.get(sku, {}).get("quantity", 0)
         count = counted.get(sku, 0)
         limit = max(Decimal(1), Decimal(on_book) * tolerance_pct / 100)
+        cost = book.get(sku, {}).get("unit_cost")
+        money = None if cost is None else str((Decimal(cost) * (count - on_book)).quantize(CENT, ROUND_HALF_UP))
         rows.append({"sku": sku, "name": book.get(sku, {}).get("name", ""), "book": on_book, "counted": count,
-                     "variance": count - on_book, "large": abs(count - on_book) > limit})
+                     "variance": count - on_book, "large": abs(count - on_book) > limit,
+                     "unit_cost": cost, "money_variance": money})
     return rows
 
 
@@ -212,11 +279,13 @@ def restart_counting(ctx) -> None:
     """The corrected book replaces the old one; counts, recounts and variances made against it are dropped
     (they stay in the audit trail), and the correction is listed for the report."""
     old = ctx.instance.data.get("book", [])
-    for key in ("counts", "recounts", "variances", "report"):
+    for key in ("counts", "recounts", "variances", "report", "counted_by", "recounted_by", "variance_reasons",
+                "approved_by"):
         ctx.doc.pop(key, None)
     ctx.doc["book_corrections"] = [*ctx.doc.get("book_corrections", []), {
         "at": ctx.now.isoformat(), "replaced_lines": len(old), "replaced_units": sum(b["quantity"] for b in old),
         "reason": ctx.comment}]
+
 
 def skus_on_the_book(ctx) -> dict:
     book = {line["sku"] for line in ctx.doc.get("book", [])}
@@ -253,26 +322,58 @@ def still_large_after_recount(ctx) -> bool:
     return any(row["large"] for row in variances(doc, _tolerance(ctx)))
 
 
+def reasons_for_large_variances(ctx) -> dict:
+    """Every line still beyond the tolerance needs its reason; a reason is only for a line of this stocktake."""
+    given = {line["sku"]: line["reason"].strip() for line in ctx.data["reasons"]}
+    rows = {row["sku"]: row for row in ctx.doc.get("variances", [])}
+    problems = [f"{sku}: not a line of this stocktake." for sku in sorted(set(given) - set(rows))]
+    problems += [f"{sku} {rows[sku]['name']}: a reason is required (variance {rows[sku]['variance']:+d} is beyond "
+                 f"the tolerance)." for sku in sorted(flagged(ctx.doc)) if not given.get(sku)]
+    return {"reasons": problems} if problems else {}
+
+
+def _who(ctx) -> dict:
+    user = ctx.acting.user
+    return {"login": user.login, "name": user.name, "at": ctx.now.isoformat()} if user else {"login": "system"}
+
+
 def store_zone_counts(ctx) -> None:
     counts = dict(ctx.doc.get("counts", {}))
-    counts[ctx.doc.pop("zone")] = ctx.doc.pop("lines")
+    zone = ctx.doc.pop("zone")
+    counts[zone] = ctx.doc.pop("lines")
     ctx.doc["counts"] = counts
+    ctx.doc["counted_by"] = [*ctx.doc.get("counted_by", []), {**_who(ctx), "zone": zone}]
 
 
 def store_recount(ctx) -> None:
     ctx.doc["recounts"] = ctx.doc.pop("lines")
+    ctx.doc["recounted_by"] = [*ctx.doc.get("recounted_by", []), _who(ctx)]
+
+
+def store_reasons(ctx) -> None:
+    ctx.doc["variance_reasons"] = {line["sku"]: line["reason"].strip() for line in ctx.doc.pop("reasons")}
+    ctx.doc["approved_by"] = {**_who(ctx), "comment": ctx.comment}
 
 
 def reconcile(ctx) -> None:
     ctx.doc["variances"] = variances(ctx.doc, _tolerance(ctx))
 
 
+def money_total(rows: list[dict], key: str) -> str | None:
+    """The sum of a money column (text, 2 dp), or None when no line has a unit cost."""
+    values = [Decimal(r[key]) for r in rows if r.get(key) is not None]
+    return str(sum(values, Decimal("0.00")).quantize(CENT)) if values else None
+
+
 def write_report(ctx) -> None:
-    """The stocktake report (盘存报表) the accountant receives."""
+    """The stocktake report (盘存报表) the accountant receives: its totals here, its lines from `variances`
+    (workflows/stocktake_report.py lays both out)."""
     rows = variances(ctx.doc, _tolerance(ctx))
     ctx.doc["report"] = {
         "month": ctx.doc["month"], "lines": len(rows), "book_units": sum(r["book"] for r in rows),
         "counted_units": sum(r["counted"] for r in rows), "net_variance": sum(r["variance"] for r in rows),
         "lines_with_variance": sum(1 for r in rows if r["variance"]), "sent_at": ctx.now.isoformat(),
         "book_corrections": len(ctx.doc.get("book_corrections", [])),
+        "money_variance": money_total(rows, "money_variance"), "sent_by": _who(ctx),
     }
+

@@ -55,12 +55,12 @@ def blueprints() -> list:
     """The API's blueprints, each guarded by auth and the rate limit (set up once per process, so any number
     of apps can be created: tests, benchmarks, the worker)."""
     if not _blueprints:
-        from web.api import admin, imports, instances, reports, tasks, tokens, workflows
+        from web.api import admin, downloads, imports, instances, reports, tasks, tokens, workflows
         from web.api import attachments as attachments_api
         from web.api import webhooks as webhooks_api
 
         for module in (tokens, workflows, instances, tasks, admin, reports, attachments_api, webhooks_api,
-                       imports):
+                       imports, downloads):
             module.blp.before_request(auth.authenticate)
             module.blp.before_request(_rate_limit)
             _blueprints.append(module.blp)

@@ -10,20 +10,20 @@ from marshmallow import Schema, fields, validate
 import engine
 from engine import admin, queries
 from engine.db import db
-from engine.errors import InvalidPayload
 from engine.limits import CODE_MAX, TARGETS_MAX
 from engine.org import OrgUnit, User
 from web.api import present
 from web.api.auth import current_user
 from web.api.common import errors
 from web.api.schemas import InstanceOut
-from workflows.stocktake import parse_book_csv
+from workflows.stocktake import parse_book_file
 
 blp = Blueprint("api_imports", __name__, url_prefix="/api/v1", description="Bulk imports: book stock, targets.")
 
 
 class CsvIn(Schema):
-    file = Upload(required=True, metadata={"description": "CSV, UTF-8: sku,name,quantity (or 编码,名称,数量)"})
+    file = Upload(required=True, metadata={"description": "Excel (.xlsx, first sheet) or CSV (UTF-8): "
+                                                          "sku,name,quantity,unit_cost (or 编码,名称,数量,单价)"})
 
 
 class TargetIn(Schema):
@@ -65,14 +65,10 @@ class BookStock(MethodView):
     @blp.response(200, InstanceOut)
     @errors(blp, 400, 401, 403, 404, 409, 413, 422)
     def post(self, args, instance_id):
-        """Load a stocktake's book stock from a CSV file: its `load_book` action, all lines or none (at most
+        """Load a stocktake's book stock from an Excel or CSV file: its `load_book` action, all lines or none (at most
         IMPORT_MAX_ROWS lines; the file at most ATTACHMENT_MAX_BYTES)."""
         user = current_user()
-        try:
-            text = args["file"].stream.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InvalidPayload({"file": ["Not UTF-8 text."]}) from None
-        book = parse_book_csv(text, current_app.config["IMPORT_MAX_ROWS"])
+        book = parse_book_file(args["file"].stream.read(), current_app.config["IMPORT_MAX_ROWS"])
         inst = engine.fire(instance_id, "load_book", user, {"book": book})
         return present.instance(inst, user)
 

@@ -1,6 +1,10 @@
-"""Attachments on the instance page: upload (photos of the cash sheet, complaint evidence) and view. Whoever may
+"""Attachments on the instance page: upload (photos of the cash sheet, complaint evidence) and view; a stocktake's
+report as files. Whoever may
 see the instance may see and add its attachments; engine.attachments checks size and sniffs the type."""
+import io
+
 from flask import current_app, flash, redirect, request, send_file, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import login_required
 
@@ -9,6 +13,7 @@ from engine.errors import EngineError
 from web.ui import bp
 from web.ui.auth import me
 from web.ui.instances import render
+from workflows import stocktake_report
 
 UPLOAD_FAILURES = {
     "too_large": lambda mb: _("The file is too large (at most %(mb)s MB).", mb=mb),
@@ -47,4 +52,18 @@ def attachment(instance_id: int, attachment_id: int):
                          as_attachment=not inline, download_name=att.filename, max_age=0)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Content-Security-Policy"] = "default-src 'none'"
+    return response
+
+
+@bp.get("/instances/<int:instance_id>/report.<any(xlsx, html):ext>")
+@login_required
+def report(instance_id: int, ext: str):
+    """A stocktake's report (盘存报表) as .xlsx or as a printable page, in the reader's language."""
+    inst = queries.visible_instance(instance_id, me())
+    name, mime, content = stocktake_report.download(inst, ext, "en" if str(get_locale()) == "en" else "zh")
+    response = send_file(io.BytesIO(content), mimetype=mime, as_attachment=ext == "xlsx", download_name=name,
+                         max_age=0)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # the printable page styles itself inline and runs nothing
+    response.headers["Content-Security-Policy"] = "default-src 'none'; style-src 'unsafe-inline'"
     return response

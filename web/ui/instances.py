@@ -121,18 +121,19 @@ def act(instance_id: int, trigger: str):
         return render(instance_id, banner=FAILURES["not_available"](), status=409)
     t = candidates[0]
     form = _form(inst, t, values=request.form.to_dict())
-    posted = sheets.counted_only(request.form) if sheets.is_sheet(inst.workflow, trigger) else request.form
+    sheet = sheets.is_sheet(inst.workflow, trigger)
+    posted = sheets.counted_only(inst.workflow, trigger, request.form) if sheet else request.form
     reader = forms.Reader(posted, inst.org_unit.timezone)
     data = reader.payload(form.specs)
     comment = (request.form.get("comment") or "").strip() or None
     version = request.form.get("version", "")
     try:
         if form.upload and request.files.get("file") and request.files["file"].filename:
-            from workflows.stocktake import parse_book_csv
+            from workflows.stocktake import parse_book_file
 
             engine.may_fire(inst, trigger, me())  # who may load it, before the file is read
-            text = request.files["file"].read().decode("utf-8-sig", "replace")
-            data = {"book": parse_book_csv(text, current_app.config["IMPORT_MAX_ROWS"])}
+            raw = request.files["file"].read()
+            data = {"book": parse_book_file(raw, current_app.config["IMPORT_MAX_ROWS"])}
         engine.fire(inst.id, trigger, me(), data, comment, int(version) if version.isdigit() else None)
     except InvalidPayload as e:
         form.errors = {k: [message(m) for m in v] for k, v in reader.errors(e.errors).items()}

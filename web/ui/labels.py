@@ -7,6 +7,7 @@ LABELS = {
     "budget": _l("Budget"), "notes": _l("Notes"), "actuals": _l("Actuals"), "reasons": _l("Reasons"),
     "next_actions": _l("Next actions"), "book": _l("Book stock"), "sku": _l("SKU"), "name": _l("Name"),
     "quantity": _l("Quantity"), "zone": _l("Zone / counter"), "lines": _l("Lines"), "counted": _l("Counted"),
+    "unit_cost": _l("Unit cost"),
     "handover_at": _l("Handover time"), "shift": _l("Shift"), "counts": _l("Counts"),
     "cash_expected": _l("Cash expected"), "cash_counted": _l("Cash counted"), "receipts_total": _l("Receipts total"),
     "goods": _l("Goods"), "expected": _l("Expected"), "full_count": _l("All goods counted"),
