@@ -31,9 +31,9 @@ WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 # Words the engine itself says about a day, in each language a person may have (zh is the default).
 WORDS = {
-    "weekend": {"zh": "周末", "en": "Weekend"},
-    "makeup": {"zh": "调休上班", "en": "Make-up working day (调休)"},
-    "override": {"zh": "调整", "en": "Override"},
+    "weekend": {"zh": "周末", "en": "weekend"},
+    "makeup": {"zh": "调休上班", "en": "make-up working day (调休)"},
+    "override": {"zh": "调整", "en": "override"},
     "open": {"zh": "营业", "en": "Open"},
     "closed": {"zh": "停业", "en": "Closed"},
     "closed_from": {"zh": "{t} 起停业", "en": "Closed from {t}"},
@@ -101,6 +101,7 @@ class Day:
     hours: tuple[time, time] | None
     reason: str
     estimated: bool
+    kind: str = ""              # override, holiday, makeup, weekend, working (office); open, closed (store)
 
 
 class _Counting:
@@ -160,6 +161,20 @@ class BusinessCalendar(_Counting):
         """True when the day rests on the package's guess: its year is neither checked, confirmed nor imported."""
         return day not in self.overrides and day.year > CHECKED_THROUGH and day.year not in self.confirmed
 
+    def kind(self, day: date) -> str:
+        """What sort of day it is: override, holiday, makeup, weekend or working."""
+        if day in self.overrides:
+            return "override"
+        if day.year in self.imported:
+            if day in self.statutory:
+                return "makeup" if self.statutory[day][0] and day.weekday() >= 5 else \
+                    "working" if self.statutory[day][0] else "holiday"
+        elif day in self._cn:
+            return "holiday"
+        elif day.weekday() >= 5 and day in self._cn.weekend_workdays:
+            return "makeup"
+        return "weekend" if day.weekday() >= 5 else "working"
+
     def reason(self, day: date, lang: str = "en") -> str:
         """Why the day is what it is, in `lang` (zh or en), dates in ISO form."""
         if day in self.overrides:
@@ -204,6 +219,9 @@ class StoreCalendar(_Counting):
             if closed_until is not None:
                 opens = max(opens, closed_until)
         return (opens, closes) if opens < closes else None
+
+    def kind(self, day: date) -> str:
+        return "open" if self.is_working_day(day) else "closed"
 
     def reason(self, day: date, lang: str = "en") -> str:
         closure = self.closures.get(day)
@@ -297,11 +315,18 @@ def set_day(day: date, working: bool, note: str = "") -> None:
 
 
 def confirm_year(year: int, by: str, source: str = "confirmed") -> CalendarYear:
-    """Mark `year`'s statutory calendar as confirmed by `by` (login) — the caller commits."""
+    """Mark `year`'s statutory calendar as confirmed by `by` (login), committed; `import_year` passes
+    commit=False to commit the list and the mark together."""
+    return _mark_confirmed(year, by, source, commit=True)
+
+
+def _mark_confirmed(year: int, by: str, source: str, commit: bool) -> CalendarYear:
     dates.check_year(year, "year")
     row = db.session.get(CalendarYear, year) or CalendarYear(year=year)
     row.source, row.confirmed_by, row.confirmed_at = source, by[:64], clock.now()
     db.session.add(row)
+    if commit:
+        db.session.commit()
     invalidate()
     return row
 
@@ -326,7 +351,7 @@ def import_year(year: int, days: list[tuple[date, bool, str]], by: str) -> int:
         raise InvalidInput("the file lists no days", field="file")
     db.session.execute(sa.delete(StatutoryDay).where(StatutoryDay.day.between(date(year, 1, 1), date(year, 12, 31))))
     db.session.add_all(StatutoryDay(day=d, working=w, name=n[:100]) for d, w, n in days)
-    confirm_year(year, by, "imported")
+    _mark_confirmed(year, by, "imported", commit=False)
     db.session.commit()
     invalidate()
     return len(days)
@@ -383,6 +408,6 @@ def month_days(year: int, month: int, unit=None, lang: str = "en") -> list[Day]:
     days, day = [], date(year, month, 1)
     while day.month == month:
         days.append(Day(day, cal.is_working_day(day), cal.day_hours(day, opens, closes), cal.reason(day, lang),
-                        cal.estimated(day)))
+                        cal.estimated(day), cal.kind(day)))
         day += timedelta(days=1)
     return days

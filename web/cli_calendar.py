@@ -63,7 +63,7 @@ def calendar_show(month, unit_code, lang):
         if store:
             status = calendar.word("open" if d.working else "closed", lang)
         hours = f"{d.hours[0]:%H:%M}-{d.hours[1]:%H:%M}  " if store and d.hours else ""
-        flag = f" [{calendar.word('estimated', lang)}]" if d.estimated and (d.reason or not d.working) else ""
+        flag = f" [{calendar.word('estimated', lang)}]" if d.estimated else ""
         click.echo(f"{d.day.isoformat()} {weekday}  {status:<7}  {hours}{d.reason}{flag}".rstrip())
 
 
@@ -87,9 +87,7 @@ def calendar_confirm(year, by):
     """Mark YEAR's statutory days (as the holidays package has them) as checked against the official notice."""
     try:
         calendar.confirm_year(year, by)
-        db.session.commit()
     except InvalidInput as e:
-        db.session.rollback()
         raise click.BadParameter(e.message, param_hint="YEAR") from None
     click.echo(f"{year}: confirmed")
 
