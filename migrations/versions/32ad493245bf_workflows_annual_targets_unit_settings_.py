@@ -5,8 +5,10 @@ Revises: 6763adc51888
 Create Date: 2026-11-27 03:49:32.989341
 
 """
-import sqlalchemy as sa
 from alembic import op
+
+import engine.db
+import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.

@@ -5,11 +5,11 @@ Revises: 32ad493245bf
 Create Date: 2026-11-27 03:51:14.436462
 
 """
-import sqlalchemy as sa
 from alembic import op
-from sqlalchemy.dialects import postgresql
 
 import engine.db
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '63a0d211d313'

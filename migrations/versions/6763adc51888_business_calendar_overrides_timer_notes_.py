@@ -5,10 +5,11 @@ Revises: 889c8a7a1f10
 Create Date: 2026-11-27 03:27:40.699322
 
 """
-import sqlalchemy as sa
 from alembic import op
 
 import engine.db
+import sqlalchemy as sa
+
 
 # revision identifiers, used by Alembic.
 revision = '6763adc51888'

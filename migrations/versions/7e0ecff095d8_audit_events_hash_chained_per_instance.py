@@ -6,11 +6,12 @@ Create Date: 2026-11-27 04:30:47.863818
 
 """
 import json
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from types import SimpleNamespace
 
 import sqlalchemy as sa
 from alembic import op
+
 
 # revision identifiers, used by Alembic.
 revision = '7e0ecff095d8'
@@ -44,7 +45,7 @@ def _seal_existing_events():
         data = json.loads(row["data"]) if isinstance(row["data"], str) else row["data"]
         at = row["created_at"]
         at = datetime.fromisoformat(at) if isinstance(at, str) else at  # SQLite hands back text
-        event = SimpleNamespace(**{**row, "data": data, "created_at": at.replace(tzinfo=UTC)})
+        event = SimpleNamespace(**{**row, "data": data, "created_at": at.replace(tzinfo=timezone.utc)})
         event.hash = digest(event, prev)
         bind.execute(sa.text("UPDATE audit_events SET prev_hash = :prev, hash = :hash WHERE id = :id"),
                      {"prev": prev, "hash": event.hash, "id": row["id"]})

@@ -5,12 +5,12 @@ Revises:
 Create Date: 2026-11-27 03:18:21.729813
 
 """
-import sqlalchemy as sa
 from alembic import op
 from sqlalchemy import Text
-from sqlalchemy.dialects import postgresql
 
 import engine.db
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 # revision identifiers, used by Alembic.
 revision = '889c8a7a1f10'
