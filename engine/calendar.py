@@ -341,11 +341,11 @@ def import_year(year: int, days: list[tuple[date, bool, str]], by: str) -> int:
     confirmed (committed; refused whole with InvalidInput when a row is outside the year or repeated)."""
     dates.check_year(year, "year")
     seen = set()
-    for i, (day, _, _) in enumerate(days, 1):
+    for day, _, _ in days:
         if day.year != year:
-            raise InvalidInput(f"row {i}: {day.isoformat()} is not in {year}", field="file")
+            raise InvalidInput(f"{day.isoformat()} is not in {year}", field="file")
         if day in seen:
-            raise InvalidInput(f"row {i}: {day.isoformat()} is listed twice", field="file")
+            raise InvalidInput(f"{day.isoformat()} is listed twice", field="file")
         seen.add(day)
     if not days:
         raise InvalidInput("the file lists no days", field="file")

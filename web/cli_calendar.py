@@ -61,7 +61,7 @@ def calendar_show(month, unit_code, lang):
         weekday = d.day.strftime("%a") if lang == "en" else "周" + ZH_WEEKDAYS[d.day.weekday()]
         status = calendar.word("working" if d.working else "off", lang)
         if store:
-            status = calendar.word("open" if d.working else "closed", lang)
+            status = calendar.word("open" if d.working else "closed", lang).lower()
         hours = f"{d.hours[0]:%H:%M}-{d.hours[1]:%H:%M}  " if store and d.hours else ""
         flag = f" [{calendar.word('estimated', lang)}]" if d.estimated else ""
         click.echo(f"{d.day.isoformat()} {weekday}  {status:<7}  {hours}{d.reason}{flag}".rstrip())
