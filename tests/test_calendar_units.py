@@ -7,7 +7,6 @@ from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
 import openpyxl
-import pytest
 
 import engine
 from engine import calendar, checks, org, targets
@@ -180,7 +179,8 @@ def test_admin_page_marks_estimated_days_and_confirms_or_imports(people, signed_
     page = admin.get("/admin?month=2027-02").get_data(as_text=True)
     assert "法定节假日（预估）: 春节" in page and "2027 年的法定节假日为预估" in page
     assert "（预估）" not in admin.get("/admin?month=2026-10").get_data(as_text=True)
-    r = admin.post("/admin/calendar/import", {"year": "2027", "month": "2027-02", "file": (io.BytesIO(b"2027-02-30,off,x\n"), "a.csv")},
+    form = {"year": "2027", "month": "2027-02"}
+    r = admin.post("/admin/calendar/import", form | {"file": (io.BytesIO(b"2027-02-30,off,x\n"), "a.csv")},
                    content_type="multipart/form-data")
     assert r.status_code == 422 and "第 1 行：2027-02-30 不是日期" in r.get_data(as_text=True)
     book = openpyxl.Workbook()
@@ -188,7 +188,7 @@ def test_admin_page_marks_estimated_days_and_confirms_or_imports(people, signed_
     book.active.append([datetime(2027, 2, 20), "working", "春节调休"])
     data = io.BytesIO()
     book.save(data)
-    r = admin.post("/admin/calendar/import", {"year": "2027", "month": "2027-02", "file": (io.BytesIO(data.getvalue()), "2027.xlsx")},
+    r = admin.post("/admin/calendar/import", form | {"file": (io.BytesIO(data.getvalue()), "2027.xlsx")},
                    content_type="multipart/form-data")
     assert r.status_code == 302
     page = admin.get("/admin?month=2027-02").get_data(as_text=True)
