@@ -47,6 +47,7 @@ def run_all() -> list[Check]:
     checks.append(smtp(current_app.config))
     if all(c.level != Level.FAIL for c in checks if c.name.startswith("database")):
         checks += steps()
+        checks.append(calendar_year())
     return checks
 
 
@@ -59,6 +60,22 @@ def steps() -> list[Check]:
     if not gaps:
         return [Check("workflow steps", Level.OK, "every step has someone who can take it")]
     return [Check("workflow steps", Level.WARN, gap) for gap in gaps]
+
+
+def calendar_year(now=None) -> Check:
+    """From 1 November, next year's statutory calendar should be confirmed or imported: until then its days
+    are the holidays package's extrapolation (no 调休 make-up days) and deadlines into it are guesses."""
+    from engine import calendar, clock
+
+    local = (now or clock.now()).astimezone(ZoneInfo(current_app.config.get("TIMEZONE", "Asia/Shanghai")))
+    years = [local.year] + ([local.year + 1] if local.month >= 11 else [])
+    missing = [y for y in years if not calendar.is_confirmed(y)]
+    db.session.rollback()
+    if missing:
+        return Check("calendar", Level.WARN, f"statutory holidays of {', '.join(map(str, missing))} are estimated: "
+                     f"confirm them (flask calendar confirm YEAR) or import the official list "
+                     f"(flask calendar import YEAR FILE)")
+    return Check("calendar", Level.OK, f"statutory holidays confirmed through {years[-1]}")
 
 
 def configuration(cfg, production: bool) -> list[Check]:

@@ -24,18 +24,23 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from engine.calendar import BusinessCalendar
+from engine.calendar import BusinessCalendar, StoreCalendar
 
 
 @dataclass(frozen=True)
 class Env:
-    """Where a deadline is counted: the unit's timezone and opening hours, the calendar, the instance data."""
+    """Where a deadline is counted: the unit's timezone and usual opening hours, its calendar (office or store:
+    engine.calendar.for_unit), the instance data."""
 
     tz: ZoneInfo
     opens: time
     closes: time
-    calendar: BusinessCalendar
+    calendar: BusinessCalendar | StoreCalendar
     data: dict = field(default_factory=dict)
+
+    def hours_on(self, day: date) -> tuple[time, time] | None:
+        """The hours `day` counts (a store's weekday hours and part-day closures), None when it does not."""
+        return self.calendar.day_hours(day, self.opens, self.closes)
 
 
 _PLAIN = {"minute": timedelta(minutes=1), "hour": timedelta(hours=1), "day": timedelta(days=1),
@@ -90,7 +95,8 @@ class Expression:
         return _at(local.date() + timedelta(days=1), self.at or env.opens, env.tz)
 
     def _next_working_day(self, local: datetime, env: Env) -> datetime:
-        return _at(env.calendar.next_working_day(local.date()), self.at or env.opens, env.tz)
+        day = env.calendar.next_working_day(local.date())
+        return _at(day, self.at or (env.hours_on(day) or (env.opens,))[0], env.tz)
 
     def _month(self, local: datetime, env: Env) -> date:
         """The first day of the month this expression refers to."""
@@ -180,28 +186,32 @@ def _anchor(data: dict, path: str) -> datetime:
 
 
 def _add_working_minutes(local: datetime, minutes: int, env: Env) -> datetime:
-    """Move `minutes` of opening time forward (or back), skipping closed hours and non-working days."""
-    cal, tz = env.calendar, env.tz
+    """Move `minutes` of opening time forward (or back), skipping closed hours and days that do not count."""
+    tz = env.tz
     t = local.replace(tzinfo=None)
     remaining = timedelta(minutes=abs(minutes))
     forward = minutes >= 0
     while True:
-        day_open, day_close = datetime.combine(t.date(), env.opens), datetime.combine(t.date(), env.closes)
+        hours = env.hours_on(t.date())
+        if hours is None:  # a day that does not count: on to the next (or previous) one
+            t = datetime.combine(t.date() + timedelta(days=1 if forward else -1), time(0) if forward else time.max)
+            continue
+        day_open, day_close = datetime.combine(t.date(), hours[0]), datetime.combine(t.date(), hours[1])
         if forward:
-            if not cal.is_working_day(t.date()) or t >= day_close:
-                t = datetime.combine(t.date() + timedelta(days=1), env.opens)
+            if t >= day_close:
+                t = datetime.combine(t.date() + timedelta(days=1), time(0))
                 continue
             t = max(t, day_open)
             if t + remaining <= day_close:
                 return (t + remaining).replace(tzinfo=tz)
             remaining -= day_close - t
-            t = datetime.combine(t.date() + timedelta(days=1), env.opens)
+            t = datetime.combine(t.date() + timedelta(days=1), time(0))
         else:
-            if not cal.is_working_day(t.date()) or t <= day_open:
-                t = datetime.combine(t.date() - timedelta(days=1), env.closes)
+            if t <= day_open:
+                t = datetime.combine(t.date() - timedelta(days=1), time.max)
                 continue
             t = min(t, day_close)
             if t - remaining >= day_open:
                 return (t - remaining).replace(tzinfo=tz)
             remaining -= t - day_open
-            t = datetime.combine(t.date() - timedelta(days=1), env.closes)
+            t = datetime.combine(t.date() - timedelta(days=1), time.max)

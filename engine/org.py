@@ -336,6 +336,22 @@ def holders(role: str, unit: OrgUnit, at: datetime | None = None, exclude: set[i
     return []
 
 
+def holding_unit(role: str, unit: OrgUnit, at: datetime | None = None) -> OrgUnit | None:
+    """The nearest unit at or above `unit` where someone active holds `role` (as `holders` finds them)."""
+    rows = db.session.execute(_holders_q(), {"role": role, "units": unit.ancestor_ids, "at": at or clock.now()}).all()
+    held = {at_unit for _, at_unit, _ in rows}
+    nearest = next((unit_id for unit_id in unit.ancestor_ids if unit_id in held), None)
+    return db.session.get(OrgUnit, nearest) if nearest is not None else None
+
+
+def nearest_unit_of(user_id: int, unit: OrgUnit) -> OrgUnit | None:
+    """The nearest unit at or above `unit` where the person holds any role."""
+    held = set(db.session.scalars(sa.select(RoleAssignment.org_unit_id).where(
+        RoleAssignment.user_id == user_id, RoleAssignment.org_unit_id.in_(unit.ancestor_ids))))
+    nearest = next((unit_id for unit_id in unit.ancestor_ids if unit_id in held), None)
+    return db.session.get(OrgUnit, nearest) if nearest is not None else None
+
+
 def _stand_ins(user_ids: list[int], at: datetime) -> dict[int, User]:
     """Active delegates of the people in `user_ids` (one query), latest delegation first."""
     rows = db.session.execute(

@@ -25,7 +25,7 @@ def occurrence(schedule, unit: OrgUnit, now: datetime) -> tuple[str, datetime]:
     local = now.astimezone(tz)
     if schedule.every == "month":
         first = local.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        env = deadlines.Env(tz, unit.opens_at, unit.closes_at, calendar.current())
+        env = deadlines.Env(tz, unit.opens_at, unit.closes_at, calendar.for_unit(unit))
         return local.strftime("%Y-%m"), deadlines.parse(schedule.at).resolve(first, env)
     at = schedule.at
     if schedule.at_setting:

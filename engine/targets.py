@@ -1,5 +1,6 @@
 """Annual targets (年度目标) per org unit and per rep, broken down (分解) into months, weeks and working days
-on the business calendar, in proportion to working days."""
+on the unit's calendar (engine.calendar.for_unit: office working days, or every day a store opens), in proportion
+to those days."""
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -7,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from engine.calendar import BusinessCalendar
+from engine.calendar import BusinessCalendar, StoreCalendar
 from engine.db import db
 
 METRICS = ("amount", "new_customers", "visits")
@@ -57,7 +58,7 @@ def annual(year: int, unit_ids: list[int], user_id: int | None) -> Targets | Non
     return None
 
 
-def _working_days(cal: BusinessCalendar, first: date, last: date) -> list[date]:
+def _working_days(cal: BusinessCalendar | StoreCalendar, first: date, last: date) -> list[date]:
     days, day = [], first
     while day <= last:
         if cal.is_working_day(day):
@@ -73,7 +74,7 @@ def _share(total, part: int, whole: int, integer: bool):
     return int(value.to_integral_value(ROUND_HALF_UP)) if integer else value.quantize(Decimal("0.01"), ROUND_HALF_UP)
 
 
-def month_of(year_targets: Targets, year: int, month: int, cal: BusinessCalendar) -> Targets:
+def month_of(year_targets: Targets, year: int, month: int, cal: BusinessCalendar | StoreCalendar) -> Targets:
     """The month's share of an annual target, by the month's share of the year's working days."""
     year_days = len(_working_days(cal, date(year, 1, 1), date(year, 12, 31)))
     first = date(year, month, 1)
@@ -84,7 +85,7 @@ def month_of(year_targets: Targets, year: int, month: int, cal: BusinessCalendar
                    _share(year_targets.visits, month_days, year_days, True))
 
 
-def breakdown(month_targets: Targets, year: int, month: int, cal: BusinessCalendar) -> dict:
+def breakdown(month_targets: Targets, year: int, month: int, cal: BusinessCalendar | StoreCalendar) -> dict:
     """Weekly (ISO weeks, the part inside the month) and daily (each working day) targets for a month.
     Rounding is settled on the last week and the last day, so the parts add up to the month exactly."""
     first = date(year, month, 1)

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from engine import alarm, calendar, clock, deadlines, mail, metrics, org, registry
 from engine.db import db, write_transaction
-from engine.definition import RungAction, State
+from engine.definition import ASSIGNEE, CREATOR, RungAction, State
 from engine.errors import EngineError, InvalidPayload
 from engine.models import Instance, Notification, Timer, TimerStatus
 from engine.org import Holder, OrgUnit, Role
@@ -24,9 +24,24 @@ log = logging.getLogger(__name__)
 BATCH = 500
 
 
-def env_for(inst: Instance) -> deadlines.Env:
-    unit = inst.org_unit
-    return deadlines.Env(ZoneInfo(unit.timezone), unit.opens_at, unit.closes_at, calendar.current(), inst.data)
+def step_unit(state: State, inst: Instance, at: datetime) -> OrgUnit:
+    """The unit whose people do the step, whose calendar, timezone and hours its deadline counts on: where the
+    state's assignee rule is held — the nearest unit at or above the instance's unit with a holder of the role
+    (the accountant at HQ: an office; a handover's signers at the store: the store), or, for creator/assignee,
+    the nearest unit where that person holds a role covering the instance's unit. Nobody: the instance's unit."""
+    rule, unit = state.assignee, inst.org_unit
+    if rule in (CREATOR, ASSIGNEE):
+        user_id = inst.created_by_id if rule == CREATOR else inst.assignee_id
+        return (org.nearest_unit_of(user_id, unit) if user_id else None) or unit
+    if rule:
+        return org.holding_unit(rule, unit, at) or unit
+    return unit
+
+
+def env_for(inst: Instance, state: State | None = None, at: datetime | None = None) -> deadlines.Env:
+    """Where `state`'s deadlines count for the instance (see `step_unit`; no state: the instance's unit)."""
+    unit = step_unit(state, inst, at or clock.now()) if state is not None else inst.org_unit
+    return deadlines.Env(ZoneInfo(unit.timezone), unit.opens_at, unit.closes_at, calendar.for_unit(unit), inst.data)
 
 
 def arm(state: State, inst: Instance, now: datetime) -> None:
@@ -34,7 +49,7 @@ def arm(state: State, inst: Instance, now: datetime) -> None:
     if not state.deadline:
         inst.due_at = None
         return
-    env = env_for(inst)
+    env = env_for(inst, state, now)
     try:
         due = deadlines.parse(state.deadline.expression_for(inst.data)).resolve(now, env)
         rows = [(0, "deadline", due)] + [(i, _value(r.action), deadlines.parse(r.at).resolve(due, env))

@@ -92,7 +92,7 @@ def test_bad_expressions_say_why(bad):
 
 def test_calendar_overrides_are_stored_and_shown(ctx, app):
     runner = app.test_cli_runner()
-    r = runner.invoke(args=["calendar", "show", "2026-10"])
+    r = runner.invoke(args=["calendar", "show", "2026-10", "--lang", "en"])
     lines = r.output.splitlines()
     assert r.exit_code == 0 and len(lines) == 31
     assert lines[0].startswith("2026-10-01 Thu  off") and "National Day" in lines[0]
@@ -101,7 +101,7 @@ def test_calendar_overrides_are_stored_and_shown(ctx, app):
     r = runner.invoke(args=["calendar", "set", "2026-10-12", "--holiday", "--note", "店庆"])
     assert r.exit_code == 0
     assert calendar.current().is_working_day(date(2026, 10, 12)) is False
-    assert "2026-10-12 Mon  off      override" in runner.invoke(args=["calendar", "show", "2026-10"]).output
+    assert "2026-10-12 Mon  off      override" in runner.invoke(args=["calendar", "show", "2026-10", "--lang", "en"]).output
     bad = runner.invoke(args=["calendar", "show", "October"])
     assert bad.exit_code != 0 and "is not YYYY-MM" in bad.output
     bad = runner.invoke(args=["calendar", "set", "2026-13-01", "--working"])

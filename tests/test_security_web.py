@@ -49,6 +49,9 @@ CSRF_POSTS = {
         "from_login": "sm1", "to_login": "dep1", "starts_at": "2026-11-03T09:00", "ends_at": "2026-11-05T18:00"}),
     "ui.delete_delegation": ("admin", "/admin/delegations/{delegation}/delete", lambda w: {}),
     "ui.set_calendar_day": ("admin", "/admin/calendar", lambda w: {"day": "2026-11-07", "working": "1"}),
+    "ui.confirm_calendar_year": ("admin", "/admin/calendar/confirm", lambda w: {"year": "2029"}),
+    "ui.import_calendar_year": ("admin", "/admin/calendar/import", lambda w: {
+        "year": "2029", "file": (io.BytesIO(b"2029-01-01,off,New Year\n"), "2029.csv")}),
     "ui.grant_role": ("admin", "/admin/roles", lambda w: {"login": "rep1", "role": "trainer", "org_unit": "EAST"}),
     "ui.revoke_role": ("admin", "/admin/roles/{assignment}/delete", lambda w: {}),
     "ui.create_user": ("admin", "/admin/users", lambda w: {"login": "newbie", "name": "新人", "password": "long-enough",

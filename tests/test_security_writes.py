@@ -24,7 +24,7 @@ from werkzeug.security import check_password_hash
 import engine
 from engine import org, queue, tokens, webhooks
 from engine.attachments import Attachment
-from engine.calendar import CalendarOverride
+from engine.calendar import CalendarOverride, CalendarYear
 from engine.db import db
 from engine.models import AuditEvent, Instance, Notification, NotificationStatus
 from engine.org import Delegation, OrgUnit, RoleAssignment, User
@@ -517,6 +517,13 @@ WRITES: dict[tuple[str, str], list[Case]] = {
         "make a Saturday a working day", COMPANY_ADMIN, "/admin/calendar",
         lambda o, who: {"day": "2026-12-05", "working": "1", "note": f"by {who}"},
         lambda o, who, r: fresh(CalendarOverride, date(2026, 12, 5)).note == f"by {who}")],
+    ("ui.confirm_calendar_year", "POST"): [ui(  # statutory years are company-wide too
+        "confirm a statutory year", COMPANY_ADMIN, "/admin/calendar/confirm", {"year": "2029"},
+        lambda o, who, r: getattr(fresh(CalendarYear, 2029), "confirmed_by", None) == who)],
+    ("ui.import_calendar_year", "POST"): [ui(
+        "import a year's official list", COMPANY_ADMIN, "/admin/calendar/import", {"year": "2029"},
+        lambda o, who, r: getattr(fresh(CalendarYear, 2029), "confirmed_by", None) == who,
+        upload=lambda: {"file": (io.BytesIO(b"2029-01-01,off,\xe5\x85\x83\xe6\x97\xa6\n"), "2029.csv")})],
     # ---- incidents: an undeliverable email belongs to its instance's unit; failed jobs are company-wide
     **{(f"ui.{action}_email", "POST"): [
         ui(f"{action} the failed email at {u}", allowed, lambda o, _, action=action:

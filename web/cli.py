@@ -7,15 +7,15 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from engine import calendar, clock, health, mail, org, registry, scheduler, timers, tokens
+from engine import clock, health, mail, org, registry, scheduler, timers, tokens
 from engine import demo as demo_data
 from engine.db import db
-from engine.errors import DefinitionError, EngineError, InvalidInput
+from engine.errors import DefinitionError, EngineError
+from web.cli_calendar import calendar_cli
 
 org_cli = AppGroup("org", help="Org units: company, regions, stores, teams.")
 users_cli = AppGroup("users", help="People, their roles and API tokens.")
 workflows_cli = AppGroup("workflows", help="Workflow definitions.")
-calendar_cli = AppGroup("calendar", help="The business calendar: holidays, 调休 make-up days, overrides.")
 timers_cli = AppGroup("timers", help="Deadlines, reminders and escalations.")
 mail_cli = AppGroup("mail", help="Notification emails.")
 
@@ -142,34 +142,6 @@ def worker(burst):
 
     health.warn_unsafe_redis(current_app.config["SIGNOFF_CONFIG"])  # a warning, not a refusal to start
     run_worker(current_app._get_current_object(), burst)
-
-
-@calendar_cli.command("show")
-@click.argument("month", metavar="YYYY-MM")
-def calendar_show(month):
-    """Each day of MONTH: working or not, and why."""
-    try:
-        year, mon = (int(p) for p in month.split("-"))
-        days = calendar.month_days(year, mon)
-    except ValueError:
-        raise click.BadParameter(f"'{month}' is not YYYY-MM", param_hint="MONTH") from None
-    except InvalidInput as e:
-        raise click.BadParameter(e.message, param_hint="MONTH") from None
-    for day, working, why in days:
-        click.echo(f"{day.isoformat()} {day.strftime('%a')}  {'working' if working else 'off    '}  {why}".rstrip())
-
-
-@calendar_cli.command("set")
-@click.argument("day", type=click.DateTime(formats=["%Y-%m-%d"]), metavar="YYYY-MM-DD")
-@click.option("--working/--holiday", required=True, help="Make the day a working day, or a day off.")
-@click.option("--note", default="")
-def calendar_set(day, working, note):
-    """Override one day (e.g. next year's 调休 before the holidays package knows them)."""
-    try:
-        calendar.set_day(day.date(), working, note)
-    except InvalidInput as e:  # refused before anything was written
-        raise click.BadParameter(e.message, param_hint="DAY") from None
-    click.echo(f"{day.date().isoformat()} is now {'a working day' if working else 'a day off'}")
 
 
 def _instant(value: str | None):

@@ -143,7 +143,7 @@ def prefill(ctx) -> None:
     """Targets from the rep's annual target when none are given; the weekly and daily breakdown always."""
     doc, unit = ctx.doc, ctx.instance.org_unit
     year, month = map(int, doc["month"].split("-"))
-    cal = calendar.current()
+    cal = calendar.for_unit(unit)  # a team's rep counts office days; a store, every day it opens
     owner = ctx.instance.created_by_id or (ctx.acting.user.id if ctx.acting.user else None)
     annual = targets.annual(year, unit.ancestor_ids, owner)
     if annual is not None:

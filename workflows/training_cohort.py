@@ -183,7 +183,7 @@ def plan_schedule(ctx) -> None:
     inst.assignee_id = trainer.id
     doc["trainer"] = trainer.login
     doc["schedule"] = schedule(date.fromisoformat(doc["start_date"]), doc["stages"], doc["days_per_stage"],
-                               doc["rest_days_per_stage"], calendar.current())
+                               doc["rest_days_per_stage"], calendar.for_unit(inst.org_unit))
     doc.update(day_index=0, stage=1, observations=[], assessments=[])
     doc["next_day_at"] = _start_of(doc, 0, ZoneInfo(inst.org_unit.timezone))
 

@@ -57,10 +57,11 @@ def blueprints() -> list:
     if not _blueprints:
         from web.api import admin, downloads, imports, instances, reports, tasks, tokens, workflows
         from web.api import attachments as attachments_api
+        from web.api import calendar as calendar_api
         from web.api import webhooks as webhooks_api
 
         for module in (tokens, workflows, instances, tasks, admin, reports, attachments_api, webhooks_api,
-                       imports, downloads):
+                       imports, downloads, calendar_api):
             module.blp.before_request(auth.authenticate)
             module.blp.before_request(_rate_limit)
             _blueprints.append(module.blp)

@@ -1,14 +1,15 @@
 """Admin pages: the org tree, users and their roles, delegations (add, end) and the company's business
-calendar (working-day overrides). engine.admin checks every read and write against the admin's subtree."""
+calendar (working-day overrides; confirming or importing a statutory year). engine.admin checks every read and
+write against the admin's subtree."""
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale, lazy_gettext
 from flask_babel import gettext as _
-from flask_babel import lazy_gettext
 from flask_login import login_required
 
-from engine import admin, calendar, clock, dates, pages
+from engine import admin, calendar, calendar_import, clock, dates, pages
 from engine.errors import EngineError, InvalidInput
 from engine.org import Role
 from web.ui import bp
@@ -46,7 +47,8 @@ def _page(banner: str | None = None, status: int = 200, errors: dict | None = No
     return render_template("admin.html", units=units, users=users, all_roles=[r.value for r in Role],
                            roles={u.login: admin.roles(me(), u.login) for u in users},
                            delegations=admin.delegations(me()), banner=banner, month=f"{year:04d}-{month:02d}",
-                           days=calendar.month_days(year, month),
+                           days=calendar.month_days(year, month, lang=get_locale().language),
+                           year_estimated=not calendar.is_confirmed(year),
                            may_edit_calendar=pages.may_edit_calendar(me()), errors=errors or {},
                            form=form or {}), status
 
@@ -105,6 +107,46 @@ def set_calendar_day():
         return _page(_field_message(e), e.status)
     flash(_("Calendar updated."))
     return redirect(url_for("ui.admin_home", month=day.strftime("%Y-%m")))
+
+
+def _calendar_year() -> int:
+    if not pages.may_edit_calendar(me()):
+        abort(404)
+    try:
+        year = int(request.form.get("year", ""))
+    except ValueError:
+        year = 0
+    dates.check_year(year, "year")  # InvalidInput: shown beside the calendar
+    return year
+
+
+@bp.post("/admin/calendar/confirm")
+@login_required
+def confirm_calendar_year():
+    try:
+        year = _calendar_year()
+        calendar.confirm_year(year, me().login)
+    except InvalidInput as e:
+        return _page(_field_message(e), e.status)
+    flash(_("The statutory holidays of %(year)s are confirmed.", year=year))
+    return redirect(url_for("ui.admin_home", month=f"{year}-01") + "#calendar")
+
+
+@bp.post("/admin/calendar/import")
+@login_required
+def import_calendar_year():
+    try:
+        year = _calendar_year()
+        upload = request.files.get("file")
+        if upload is None or not upload.filename:
+            raise InvalidInput("Choose the file of the official list.", field="file")
+        n = calendar.import_year(year, calendar_import.read(upload.read(), upload.filename), me().login)
+    except InvalidInput as e:  # nothing was written
+        field = e.details.get("field")
+        return _page(errors={field: message(e.message)}, status=e.status) if field == "file" \
+            else _page(_field_message(e), e.status)
+    flash(_("%(n)s official days of %(year)s imported; the year is confirmed.", n=n, year=year))
+    return redirect(url_for("ui.admin_home", month=f"{year}-01") + "#calendar")
 
 
 @bp.post("/admin/roles")

@@ -108,6 +108,10 @@ EXACT = {
         lazy_gettext("The first line must name the columns: sku, name, quantity (编码,名称,数量)."),
     "On Tuesdays all goods are counted: set full_count and list every line.":
         lazy_gettext("On Tuesdays all goods are counted: set full_count and list every line."),
+    "Choose the file of the official list.": lazy_gettext("Choose the file of the official list."),
+    "the file lists no days": lazy_gettext("The file lists no days."),
+    "not an Excel workbook (.xlsx)": lazy_gettext("Not an Excel workbook (.xlsx)."),
+    "not UTF-8 text (save the CSV as UTF-8)": lazy_gettext("Not UTF-8 text (save the CSV as UTF-8)."),
 }
 PATTERNS = [
     (re.compile(r"Must be greater than or equal to (?P<n>\S+)\.$"), lazy_gettext("Must be at least %(n)s.")),
@@ -136,6 +140,14 @@ PATTERNS = [
     (re.compile(r"(?:unknown|no) user '(?P<x>.*)'$"), lazy_gettext("Unknown person: %(x)s")),
     (re.compile(r"unknown org unit '(?P<x>.*)'$"), lazy_gettext("Unknown org unit, or not yours: %(x)s")),
     (re.compile(r"unknown role '(?P<x>.*)'$"), lazy_gettext("Unknown role: %(x)s")),
+    (re.compile(r"row (?P<n>\d+): '(?P<x>.*)' is not a date \(YYYY-MM-DD\)$"),
+     lazy_gettext("Row %(n)s: %(x)s is not a date (YYYY-MM-DD).")),
+    (re.compile(r"row (?P<n>\d+): '(?P<x>.*)' is neither off nor working$"),
+     lazy_gettext("Row %(n)s: %(x)s is neither off nor working.")),
+    (re.compile(r"(?P<x>\d{4}-\d{2}-\d{2}) is not in (?P<y>\d+)$"), lazy_gettext("%(x)s is not in %(y)s.")),
+    (re.compile(r"(?P<x>\d{4}-\d{2}-\d{2}) is listed twice$"), lazy_gettext("%(x)s is listed twice.")),
+    (re.compile(r"row (?P<n>\d+): expected date, off\|working, name$"),
+     lazy_gettext("Row %(n)s: expected date, off|working, name.")),
     (re.compile(r"'(?P<x>.*)' already holds (?P<r>\S+) at (?P<u>\S+)$"),
      lazy_gettext("%(x)s already holds this role there.")),
 ]
