@@ -101,7 +101,8 @@ def test_calendar_overrides_are_stored_and_shown(ctx, app):
     r = runner.invoke(args=["calendar", "set", "2026-10-12", "--holiday", "--note", "店庆"])
     assert r.exit_code == 0
     assert calendar.current().is_working_day(date(2026, 10, 12)) is False
-    assert "2026-10-12 Mon  off      override" in runner.invoke(args=["calendar", "show", "2026-10", "--lang", "en"]).output
+    shown = runner.invoke(args=["calendar", "show", "2026-10", "--lang", "en"]).output
+    assert "2026-10-12 Mon  off      override" in shown
     bad = runner.invoke(args=["calendar", "show", "October"])
     assert bad.exit_code != 0 and "is not YYYY-MM" in bad.output
     bad = runner.invoke(args=["calendar", "set", "2026-13-01", "--working"])
