@@ -108,6 +108,9 @@ EXACT = {
         lazy_gettext("The first line must name the columns: sku, name, quantity (编码,名称,数量)."),
     "On Tuesdays all goods are counted: set full_count and list every line.":
         lazy_gettext("On Tuesdays all goods are counted: set full_count and list every line."),
+    "Give the SKU or the category.": lazy_gettext("Give the SKU or the category."),
+    "Not on the day of the close (store time).": lazy_gettext("Not on the day of the close (store time)."),
+    "Record the day's report before signing.": lazy_gettext("Record the day's report before signing."),
 }
 PATTERNS = [
     (re.compile(r"Must be greater than or equal to (?P<n>\S+)\.$"), lazy_gettext("Must be at least %(n)s.")),
@@ -129,6 +132,15 @@ PATTERNS = [
     (re.compile(r"No score for: (?P<x>.+)\.$"), lazy_gettext("No score for: %(x)s.")),
     (re.compile(r"Not in this cohort: (?P<x>.+)\.$"), lazy_gettext("Not in this cohort: %(x)s.")),
     (re.compile(r"Length must be (?P<n>\d+)\.$"), lazy_gettext("Length must be %(n)s.")),
+    (re.compile(r"Opening \+ received − sold = (?P<n>-?\d+), not (?P<x>\d+)\.$"),
+     lazy_gettext("Opening + received − sold = %(n)s, not %(x)s.")),
+    (re.compile(r"The sales lines sell (?P<n>\d+) of (?P<sku>.+), not (?P<x>\d+)\.$"),
+     lazy_gettext("The sales lines sell %(n)s of %(sku)s, not %(x)s.")),
+    (re.compile(r"(?P<sku>.+) has a stock card already\.$"), lazy_gettext("%(sku)s has a stock card already.")),
+    (re.compile(r"(?P<sku>.+) is listed twice\.$"), lazy_gettext("%(sku)s is listed twice.")),
+    (re.compile(r"The sales lines add up to (?P<n>\S+), not (?P<x>\S+)\.$"),
+     lazy_gettext("The sales lines add up to %(n)s, not %(x)s.")),
+    (re.compile(r"More than the receipts total (?P<n>\S+)\.$"), lazy_gettext("More than the receipts total %(n)s.")),
     (re.compile(r"user '(?P<x>.*)' already exists$"), lazy_gettext("The login %(x)s is taken.")),
     (re.compile(r"(?:unknown|no) user '(?P<x>.*)'$"), lazy_gettext("Unknown person: %(x)s")),
     (re.compile(r"unknown org unit '(?P<x>.*)'$"), lazy_gettext("Unknown org unit, or not yours: %(x)s")),

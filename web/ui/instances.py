@@ -121,7 +121,8 @@ def act(instance_id: int, trigger: str):
         return render(instance_id, banner=FAILURES["not_available"](), status=409)
     t = candidates[0]
     form = _form(inst, t, values=request.form.to_dict())
-    posted = sheets.counted_only(request.form) if sheets.is_sheet(inst.workflow, trigger) else request.form
+    sheet = sheets.is_sheet(inst.workflow, trigger)
+    posted = sheets.counted_only(inst.workflow, trigger, request.form) if sheet else request.form
     reader = forms.Reader(posted, inst.org_unit.timezone)
     data = reader.payload(form.specs)
     comment = (request.form.get("comment") or "").strip() or None
