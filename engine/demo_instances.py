@@ -1,4 +1,4 @@
-"""The demo's instances: all five workflows in realistic states across the stores, some overdue.
+"""The demo's instances: every workflow in realistic states across the stores, some overdue.
 
 History is back-dated with `clock.as_of`, so deadlines armed in the past are overdue now, exactly as they
 would be had the work happened then.
@@ -28,6 +28,7 @@ def create(now: datetime) -> None:
     _plans(today, user, fire)
     _stocktakes(today, user, fire)
     _handovers(today, user, fire)
+    _evening_closes(today, user, fire)
     _complaints(now, user, fire)
     _cohort(today, user)
 
@@ -87,6 +88,48 @@ def _handovers(today, user, fire) -> None:
             fire(rows[code].id, "sign_out", user(out))
             fire(rows[code].id, "sign_in", user(inn))
         # GZ01 never signed: overdue; HZ01 is short 50 yuan: waiting for a countersignature
+
+
+def _day_report(scale: int) -> dict:
+    """A store's day: sales by SKU (and one category), receipts, cash, and stock cards that balance."""
+    sold = {"A100": 3 * scale, "B200": 2 * scale, "C300": scale}
+    prices = {"A100": 399, "B200": 299, "C300": 159}
+    sales = [{"sku": b["sku"], "name": b["name"], "quantity": sold[b["sku"]],
+              "amount": f"{sold[b['sku']] * prices[b['sku']]}.00"} for b in BOOK if b["sku"] in sold]
+    sales.append({"category": "配饰", "quantity": 2, "amount": "120.00"})
+    total = sum(int(line["amount"][:-3]) for line in sales)
+    cards = [{"sku": b["sku"], "name": b["name"], "opening": b["quantity"], "received": 0,
+              "sold": sold.get(b["sku"], 0), "closing": b["quantity"] - sold.get(b["sku"], 0)} for b in BOOK]
+    return {"sales": sales, "receipts_total": f"{total}.00", "cash": f"{total // 3}.00", "stock_cards": cards}
+
+
+def _evening_closes(today, user, fire) -> None:
+    """The day before yesterday's closes are done and their allocation lists confirmed; yesterday SH01 and SZ01
+    closed on time (their lists await the business manager, or the region where there is none), HZ01 late,
+    and GZ01 never did (overdue: the store manager and then the region are told)."""
+    for back in (2, 1):
+        day = today - timedelta(days=back)
+        with clock.as_of(_local(day, 19)):
+            scheduler.run(clock.now(), "evening_close")
+    rows = {(i.org_unit.code, i.data["day"]): i for i in _instances("evening_close")}
+    before, yesterday = (today - timedelta(days=2)).isoformat(), (today - timedelta(days=1)).isoformat()
+    closers = {"SH01": "fudianzhang1", "HZ01": "dianyuan2a", "GZ01": "fudianzhang3", "SZ01": "dianyuan4a"}
+    with clock.as_of(_local(today - timedelta(days=2), 19, 35)):
+        for scale, (code, login) in enumerate(closers.items(), 1):
+            fire(rows[(code, before)].id, "record_report", user(login), _day_report(scale))
+            fire(rows[(code, before)].id, "sign", user(login))
+    with clock.as_of(_local(today - timedelta(days=1), 8, 30)):
+        for code, manager in [("SH01", "lin.zhuguan"), ("HZ01", "lin.zhuguan"), ("GZ01", "zhou.jingli"),
+                              ("SZ01", "zhou.jingli")]:
+            fire(rows[(code, before)].id, "confirm_allocation", user(manager))
+    with clock.as_of(_local(today - timedelta(days=1), 19, 40)):
+        for code in ("SH01", "SZ01"):
+            fire(rows[(code, yesterday)].id, "record_report", user(closers[code]), _day_report(2))
+            fire(rows[(code, yesterday)].id, "sign", user(closers[code]))
+    with clock.as_of(_local(today - timedelta(days=1), 20, 20)):  # 35 minutes late, by the store manager
+        fire(rows[("HZ01", yesterday)].id, "record_report", user("dianzhang2"), _day_report(1))
+        fire(rows[("HZ01", yesterday)].id, "sign", user("dianzhang2"))
+    # GZ01 never closed yesterday: overdue, escalated to its store manager and then the region
 
 
 def _complaints(now, user, fire) -> None:

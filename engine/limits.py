@@ -24,3 +24,4 @@ TRAINEES_MAX = 50         # trainees in a cohort (and so scores in a stage asses
 LIST_MAX = 100            # small lists of names: webhook events, a new user's roles
 TARGETS_MAX = 5000        # annual targets set in one request
 
+DAY_LINES_MAX = 5000      # lines of one store's day: sales lines, stock cards (进销存卡), allocation lines

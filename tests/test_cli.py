@@ -133,10 +133,13 @@ def test_demo_loads_once(ctx, clock):
     roles = set(db.session.scalars(sa.select(org.RoleAssignment.role)))
     assert roles == {r.value for r in org.Role}
     rows = db.session.execute(sa.select(Instance.workflow, Instance.state, Instance.due_at)).all()
-    assert {w for w, _, _ in rows} == {"monthly_plan", "stocktake", "shift_handover", "complaint", "training_cohort"}
+    assert {w for w, _, _ in rows} == {"monthly_plan", "stocktake", "shift_handover", "complaint", "training_cohort",
+                                       "evening_close"}
     overdue = {w for w, _, due in rows if due and due < clock.now()}
-    assert {"stocktake", "shift_handover", "complaint"} <= overdue
+    assert {"stocktake", "shift_handover", "complaint", "evening_close"} <= overdue
     assert {s for w, s, _ in rows if w == "stocktake"} == {"closed", "reporting", "counting", "accountant_review"}
+    closes = sorted(s for w, s, _ in rows if w == "evening_close")  # 4 done, 3 lists awaiting, GZ01 not closed
+    assert closes == ["allocation"] * 3 + ["completed"] * 4 + ["open"]
     before = count(AuditEvent)
     r = run(ctx, "demo")
     assert r.exit_code == 0 and "already loaded" in r.output and count(AuditEvent) == before

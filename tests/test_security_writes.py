@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
@@ -44,6 +45,7 @@ COHORT = {"name": "写权限矩阵班", "start_date": "2026-11-02", "stages": 1,
           "rest_days_per_stage": 0, "evening_start": "19:00", "evening_hours": "2", "trainees": ["rep1"]}
 COMPLAINT = {"customer": "李女士", "contact": "138 0000 0000", "channel": "store", "category": "service",
              "severity": "medium", "description": "店员态度不好"}
+CLOSE_REPORT = {"sales": [{"sku": "A100", "quantity": 1, "amount": "10.00"}], "receipts_total": "10.00", "cash": "0"}
 SHORT_CASH = {"cash_expected": "1000.00", "cash_counted": "990.00"}  # a discrepancy: the handover needs a countersign
 
 
@@ -101,6 +103,19 @@ class Maker:
             engine.fire(inst.id, "submit_counts", p["a1"])
             inst = engine.fire(inst.id, "recount", p["xsm"], {"lines": [{"sku": "A100", "counted": 5}]})
             assert inst.state == "variance_review", inst.state
+        return inst.id
+
+    def evening_close(self, signed: bool = False) -> int:
+        """Today's evening close at S1; `signed`: a1 recorded and signed it, the allocation list is due."""
+        p = self.people
+        day = self.clock.now().astimezone(ZoneInfo("Asia/Shanghai")).date().isoformat()
+        inst = engine.start("evening_close", "S1", p["dep1"], {"day": day})
+        db.session.get(Instance, inst.id).dedupe_key = None  # one close per store and day: free the day again
+        db.session.commit()
+        if signed:
+            engine.fire(inst.id, "record_report", p["a1"], CLOSE_REPORT)
+            inst = engine.fire(inst.id, "sign", p["a1"])
+            assert inst.state == "allocation", inst.state
         return inst.id
 
     def complaint(self) -> int:
@@ -250,6 +265,13 @@ TRIGGERS = [
     ("stocktake approve_variances", lambda m: m.stocktake(review=True), "approve_variances",
      {"reasons": [{"sku": "A100", "reason": "破损"}]}, {"reasons.0.sku": "A100", "reasons.0.reason": "破损"}, "ok",
      {"sm1", "east", "boss"}),
+    # whoever closes the store (its assistants, deputy and managers), nobody above it
+    ("evening_close record_report", Maker.evening_close, "record_report", CLOSE_REPORT,
+     {"sales.0.sku": "A100", "sales.0.quantity": "1", "sales.0.amount": "10.00", "receipts_total": "10.00",
+      "cash": "0"}, None, {"sm1", "dep1", "a1", "xsm"}),
+    # the business manager above the store (none here: salesmgr covers T1, not S1), else the regional managers
+    ("evening_close confirm_allocation", lambda m: m.evening_close(signed=True), "confirm_allocation", {}, {}, None,
+     {"east", "boss"}),
     ("complaint assign", Maker.complaint, "assign", {"assignee": "a1"}, {"assignee": "a1"}, None,
      {"sm1", "xsm", "agent"}),
     ("training_cohort record_observation", Maker.cohort, "record_observation",

@@ -23,6 +23,8 @@ LABELS = {
     "customer_handover": _l("Customer handover"), "comment": _l("Comment"), "file": _l("File"),
     "data": _l("Data"), "org_unit": _l("Org unit"), "discount_percent": _l("Discount %"),
     "starts_at": _l("From"), "ends_at": _l("Until"), "day": _l("Day"),
+    "sales": _l("Sales lines"), "cash": _l("Cash"), "stock_cards": _l("Stock cards"), "opening": _l("Opening"),
+    "received": _l("Received"), "sold": _l("Sold"), "closing": _l("Closing"), "close_at": _l("Close starts"),
 }
 
 
