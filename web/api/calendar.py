@@ -15,9 +15,9 @@ blp = Blueprint("api_calendar", __name__, url_prefix="/api/v1/calendar", descrip
 class CalendarQuery(Schema):
     unit = fields.String(required=True, validate=validate.Length(min=1, max=CODE_MAX),
                          metadata={"description": "Org unit code, e.g. SH01"})
-    month = fields.String(required=True, validate=(validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$",
-                                                                   error="Must be a month, YYYY-MM."),
-                                                   dates.InSpan()))
+    month = fields.String(required=True, validate=(
+        validate.Length(equal=7), validate.Regexp(r"^\d{4}-(0[1-9]|1[0-2])$", error="Must be a month, YYYY-MM."),
+        dates.InSpan()))
 
 
 class DayOut(Schema):
