@@ -112,6 +112,9 @@ class Transition:
     signature: bool = False
     validators: tuple[str, ...] = ()  # checks across fields: fn(ctx) -> {field: [messages]}, empty when valid
     after: tuple[str, ...] = ()     # hooks run after the state change, inside the transaction
+    # fn(instance) -> the earliest instant it may be fired, or None: not offered before (a signature from
+    # shortly before the handover time, never days early)
+    opens: str | None = None
     title: dict = field(default_factory=dict)
 
     @property
@@ -198,7 +201,7 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
                 bad(element, f"unknown role '{role}'")
         if not _is_schema(t.schema):
             bad(element, "missing marshmallow schema")
-        for name in (*t.conditions, *t.unless, *t.validators, *t.after):
+        for name in (*t.conditions, *t.unless, *t.validators, *t.after, *([t.opens] if t.opens else [])):
             if not callable(functions.get(name)):
                 bad(element, f"unknown guard or hook '{name}' (define it in the workflow's module)")
         for rule in t.not_by:
@@ -244,7 +247,7 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
 
 
 def _rules(t: Transition) -> tuple:
-    return (t.roles, t.schema, t.requires_comment, t.not_by, t.signature, t.validators)
+    return (t.roles, t.schema, t.requires_comment, t.not_by, t.signature, t.validators, t.opens)
 
 
 def _schedule_problems(schedule: Schedule) -> list[str]:

@@ -1,6 +1,7 @@
 """Shift handover: two different signers, completion by itself, countersignature on a discrepancy, the
 Tuesday full count, the 30-minute deadline, and one scheduled handover per store per day."""
 import multiprocessing
+from datetime import UTC, datetime
 
 import pytest
 import sqlalchemy as sa
@@ -8,11 +9,12 @@ import sqlalchemy as sa
 import engine
 from engine import org, scheduler
 from engine.db import db
-from engine.errors import InvalidPayload, NotPermitted
+from engine.errors import InvalidPayload, NotAvailable, NotPermitted
 from engine.models import Instance, Notification
 from tests.flows import mails, refused, reload, run_due, trail
 
 MONDAY, TUESDAY = "2026-11-02T14:00:00+08:00", "2026-11-03T14:00:00+08:00"
+SIGNING = datetime(2026, 11, 2, 5, 40, tzinfo=UTC)  # Monday 13:40 in Shanghai: signatures open at 13:30
 GOODS = [{"sku": "A100", "name": "羊毛衫", "expected": 3, "counted": 3}]
 
 
@@ -23,6 +25,7 @@ def counts(cash="5000.00", goods=GOODS, full=False):
 
 def test_two_people_sign_and_it_completes_by_itself(people, clock):
     inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY, "counts": counts()})
+    clock.set(SIGNING)
     engine.fire(inst.id, "sign_out", people["sm1"])
     refused(NotPermitted, inst, "sign_in", people["sm1"])  # the same person cannot sign both sides
     inst = engine.fire(inst.id, "sign_in", people["dep1"])
@@ -33,6 +36,7 @@ def test_two_people_sign_and_it_completes_by_itself(people, clock):
 
 def test_discrepancy_needs_a_countersignature_from_someone_else(people, clock):
     inst = engine.start("shift_handover", "S1", people["dep1"], {"handover_at": MONDAY})
+    clock.set(SIGNING)
     refused(InvalidPayload, inst, "sign_out", people["dep1"])  # counts first
     engine.fire(inst.id, "record_counts", people["a1"], {"counts": counts(cash="4990.00")})
     assert reload(inst).data["discrepancies"] == [{"item": "cash", "difference": "-10.00"}]
@@ -49,6 +53,7 @@ def test_when_the_store_manager_signed_the_sales_manager_above_countersigns(peop
     org.add_user("regsales", "华东销售主管", "regsales@example.com", "pw", [("sales_manager", "EAST")])
     db.session.commit()
     inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY, "counts": counts("4000.00")})
+    clock.set(SIGNING)
     engine.fire(inst.id, "sign_out", people["sm1"])
     engine.fire(inst.id, "sign_in", people["sm1asst"])  # both store managers signed
     refused(NotPermitted, inst, "countersign", people["sm1asst"], comment="x")
@@ -125,6 +130,7 @@ def test_a_handover_lies_within_a_week_of_now(people, clock, smtp, handover_at, 
 def test_in_a_small_store_the_regional_manager_countersigns_when_the_store_manager_signed(people, clock):
     # S3 (SOUTH): its store manager and one assistant; no sales manager covers it
     inst = engine.start("shift_handover", "S3", people["sm3"], {"handover_at": MONDAY, "counts": counts("4900.00")})
+    clock.set(SIGNING)
     engine.fire(inst.id, "sign_out", people["sm3"])
     clock.advance(minutes=5)
     inst = engine.fire(inst.id, "sign_in", people["a3"])
@@ -135,3 +141,30 @@ def test_in_a_small_store_the_regional_manager_countersigns_when_the_store_manag
     assert [n.user.login for n in told] == ["south"]  # not the store manager, who signed and may not countersign
     refused(NotPermitted, inst, "countersign", people["sm3"], comment="ok")
     assert engine.fire(inst.id, "countersign", people["south"], comment="少100元，已追查").state == "completed"
+
+
+def test_signatures_open_shortly_before_the_handover_never_days_early(people, clock):
+    # Monday 10:00: next Monday's handover (six days ahead) and today's 14:00 one are both counted already
+    ahead = engine.start("shift_handover", "S1", people["sm1"],
+                         {"handover_at": "2026-11-08T14:00:00+08:00", "counts": counts()})
+    today = engine.start("shift_handover", "S2", people["sm2"], {"handover_at": MONDAY, "counts": counts()})
+    for inst, who in ((ahead, "dep1"), (today, "sm2")):
+        assert "sign_out" not in [t.trigger for t in engine.available_actions(reload(inst), people[who])]
+        with pytest.raises(NotAvailable) as e:
+            engine.fire(inst.id, "sign_out", people[who])
+        assert e.value.status == 409
+    assert "possible from 2026-11-02 13:30 (Asia/Shanghai)" in e.value.message
+    assert reload(today).version == 1  # nothing written
+    clock.set(datetime(2026, 11, 2, 5, 30, tzinfo=UTC))  # 13:30
+    assert "sign_out" in [t.trigger for t in engine.available_actions(reload(today), people["sm2"])]
+    engine.fire(today.id, "sign_out", people["sm2"])
+    assert engine.fire(today.id, "sign_in", people["a2"]).state == "completed"
+    refused(NotAvailable, ahead, "sign_out", people["dep1"])
+
+
+def test_a_store_may_open_signatures_earlier(people, clock):
+    org.unit_by_code("EAST").settings = {"signature_window_minutes": 240}
+    db.session.commit()
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY, "counts": counts()})
+    engine.fire(inst.id, "sign_out", people["sm1"])  # 10:00, four hours before
+    assert engine.fire(inst.id, "sign_in", people["dep1"]).state == "completed"

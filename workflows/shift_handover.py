@@ -3,7 +3,7 @@ the accounts and the goods sold during the shift, and both sign the work diary (
 two signers are different people. A discrepancy needs the store manager's countersignature (or, when the
 store manager was one of the signers, a sales manager's or the regional manager's above the store). Every
 Tuesday all goods are counted."""
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -20,6 +20,7 @@ from workflows.common import Empty, day_window_errors, t
 TUESDAY = 1
 CASH_TOLERANCE = Decimal("0.00")  # default; a company may set "handover_cash_tolerance"
 WINDOW = timedelta(days=7)  # a handover is for a shift within a week of now, either way
+SIGNATURE_WINDOW_MINUTES = 30  # default; a unit may set "signature_window_minutes"
 
 
 class GoodsLine(Schema):
@@ -76,10 +77,13 @@ DEFINITION = Workflow(
         Transition("record_counts", "open", None, roles=("store_manager", "deputy_manager", "assistant"),
                    schema=RecordSchema, validators=("tuesday_full_count", "not_signed_yet"),
                    after=("find_discrepancies",), title=t("登记清点", "Record the counts")),
+        # Signatures open shortly before the handover time (signing_opens), never days ahead.
         Transition("sign_out", "open", None, roles=("store_manager", "deputy_manager"), schema=Empty, signature=True,
-                   validators=("counts_recorded",), title=t("交班签字", "Sign out (outgoing)")),
+                   validators=("counts_recorded",), opens="signing_opens",
+                   title=t("交班签字", "Sign out (outgoing)")),
         Transition("sign_in", "open", None, roles=("store_manager", "deputy_manager", "assistant"), schema=Empty,
-                   signature=True, validators=("counts_recorded",), title=t("接班签字", "Sign in (incoming)")),
+                   signature=True, validators=("counts_recorded",), opens="signing_opens",
+                   title=t("接班签字", "Sign in (incoming)")),
         Transition("signed", "open", "completed", schema=Empty, unless=("has_discrepancy",)),
         Transition("signed", "open", "countersign", schema=Empty, conditions=("has_discrepancy",)),
         Transition("countersign", "countersign", "completed",
@@ -118,6 +122,16 @@ def tuesday_full_count(ctx) -> dict:
     if not counts.get("full_count") or not counts.get("goods"):
         return {"full_count": ["On Tuesdays all goods are counted: set full_count and list every line."]}
     return {}
+
+
+def signing_opens(instance) -> datetime | None:
+    """Both sign at the handover itself: from shortly before the handover time (the unit's
+    "signature_window_minutes", default 30) until the step closes; never days ahead."""
+    at = (instance.data or {}).get("handover_at")
+    if not at:
+        return None
+    minutes = int(org.setting(instance.org_unit, "signature_window_minutes", SIGNATURE_WINDOW_MINUTES))
+    return fields.AwareDateTime().deserialize(at) - timedelta(minutes=minutes)
 
 
 def _signatures(ctx) -> int:
