@@ -246,6 +246,18 @@ def opens_at(compiled: Compiled, inst: Instance, t: Transition) -> datetime | No
     return compiled.functions[t.opens](inst) if t.opens else None
 
 
+def opening_later(instance: Instance) -> dict[str, datetime]:
+    """Trigger → the instant it opens, for the steps out of the instance's state not open yet (a page says
+    from when one may sign)."""
+    compiled, now = registry.get(instance.workflow, instance.definition_version), clock.now()
+    found = {}
+    for t in compiled.transitions_from(instance.state):
+        opens = opens_at(compiled, instance, t)
+        if opens is not None and now < opens:
+            found[t.trigger] = opens
+    return found
+
+
 def _check_open(compiled: Compiled, inst: Instance, t: Transition, now: datetime) -> None:
     opens = opens_at(compiled, inst, t)
     if opens is not None and now < opens:

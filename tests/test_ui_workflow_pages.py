@@ -112,3 +112,18 @@ def test_chinese_pages_have_no_untranslated_words(app, people, clock, signed_in)
         words = visible_words(signed_in(login).get(url).get_data(as_text=True)) - data
         words = {w for w in words if not any(w in d or d in w for d in data if len(d) > 2)}
         assert not words, (url, sorted(words))
+
+
+def test_the_handover_page_says_from_when_one_may_sign(app, people, clock, signed_in):
+    # Monday 10:00 in Shanghai; the handover is at 14:00: counted already, signed only from 13:30
+    counts = {"cash_expected": "100.00", "cash_counted": "100.00", "goods": []}
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": "2026-11-02T14:00:00+08:00",
+                                                               "counts": counts})
+    dep1 = signed_in("dep1")
+    page = dep1.get(f"/instances/{inst.id}").get_data(as_text=True)
+    assert 'id="action-sign_out"' not in page and 'id="sign-from"' in page and "13:30 起签字" in page
+    r = dep1.post(f"/instances/{inst.id}/actions/sign_out")
+    assert r.status_code == 409 and "13:30 起签字" in r.get_data(as_text=True)
+    clock.advance(hours=3, minutes=30)
+    page = dep1.get(f"/instances/{inst.id}").get_data(as_text=True)
+    assert 'id="action-sign_out"' in page and 'id="sign-from"' not in page
