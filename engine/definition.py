@@ -96,6 +96,9 @@ class State:
     assignee_fallback: tuple[str, ...] = ()
     deadline: Deadline | None = None
     signing: Signing | None = None
+    # fn(instance) -> [{"label": {zh, en}, "value": str | {zh, en}}]: what whoever owes the step must see to take
+    # it (the countersigner: the figures they sign for); on the page, in the API (`step_facts`) and the task email
+    facts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +230,8 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
                 bad(element, f"missing '{lang}' title")
         if s.assignee and s.assignee not in KNOWN_ROLES:
             bad(element, f"unknown assignee role '{s.assignee}'")
+        if s.facts and not callable(functions.get(s.facts)):
+            bad(element, f"unknown facts function '{s.facts}' (define it in the workflow's module)")
         for role in s.assignee_fallback:
             if role not in KNOWN_ROLES - PSEUDO_ROLES:
                 bad(element, f"unknown fallback assignee role '{role}'")

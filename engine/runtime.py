@@ -246,6 +246,13 @@ def opens_at(compiled: Compiled, inst: Instance, t: Transition) -> datetime | No
     return compiled.functions[t.opens](inst) if t.opens else None
 
 
+def state_facts(instance: Instance) -> list[dict]:
+    """What whoever owes the instance's current step must see to take it (its state's `facts`), else []."""
+    compiled = registry.get(instance.workflow, instance.definition_version)
+    state = compiled.states.get(instance.state)
+    return compiled.functions[state.facts](instance) if state and state.facts else []
+
+
 def opening_later(instance: Instance) -> dict[str, datetime]:
     """Trigger → the instant it opens, for the steps out of the instance's state not open yet (a page says
     from when one may sign)."""
@@ -261,9 +268,9 @@ def opening_later(instance: Instance) -> dict[str, datetime]:
 def _check_open(compiled: Compiled, inst: Instance, t: Transition, now: datetime) -> None:
     opens = opens_at(compiled, inst, t)
     if opens is not None and now < opens:
-        local = opens.astimezone(ZoneInfo(inst.org_unit.timezone))
-        raise NotAvailable(f"'{t.trigger}' is possible from {local:%Y-%m-%d %H:%M} ({inst.org_unit.timezone}), "
-                           "not before", state=inst.state, version=inst.version, opens_at=opens.isoformat())
+        local = f"{opens.astimezone(ZoneInfo(inst.org_unit.timezone)):%Y-%m-%d %H:%M} ({inst.org_unit.timezone})"
+        raise NotAvailable(f"'{t.trigger}' is possible from {local}, not before", state=inst.state,
+                           version=inst.version, opens_at=opens.isoformat(), opens_local=local)
 
 
 def _check_signature_slot(compiled: Compiled, inst: Instance, t: Transition, standing: Standing) -> None:
@@ -353,11 +360,13 @@ def _enter_state(compiled: Compiled, inst: Instance, now: datetime) -> None:
 def _tell_owners(compiled: Compiled, inst: Instance, now: datetime) -> None:
     """A task notification (outbox) to each person who owes the current step."""
     owners = assignees(compiled, inst, now)
+    facts = state_facts(inst) if owners else []
     for holder in owners:
         db.session.add(Notification(
             instance=inst, user_id=holder.user.id, on_behalf_of_id=_id(holder.on_behalf_of), kind="task",
             idempotency_key=f"task:{uuid.uuid4().hex}",
-            context={**mail.step_facts(inst, owners), "due_at": inst.due_at.isoformat() if inst.due_at else None},
+            context={**mail.step_facts(inst, owners), "facts": facts,
+                     "due_at": inst.due_at.isoformat() if inst.due_at else None},
             created_at=now))
         alarm.mail_waiting(db.session)
 

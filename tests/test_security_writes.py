@@ -87,6 +87,11 @@ class Maker:
             assert inst.state == "countersign", inst.state
         return inst.id
 
+    def handover_uncounted(self) -> int:
+        """A handover at S1 nobody has counted yet: the till's expected figures may still come."""
+        at = self.clock.now().isoformat()
+        return engine.start("shift_handover", "S1", self.people["sm1"], {"handover_at": at}).id
+
     def stocktake(self, unit: str = "S1", review: bool = False) -> int:
         """A stocktake counting at `unit`; `review`: a1 counted, xsm recounted, the variances await approval."""
         p = self.people
@@ -244,6 +249,9 @@ TRIGGERS = [
     # manager covering S1 (nobody here: salesmgr covers T1) and the regional managers above S1; not the deputy
     ("shift_handover countersign", lambda m: m.handover(signed=True), "countersign", {}, {}, "counted twice",
      {"xsm", "east", "boss"}),
+    # the till/ERP's figures: its service account (an administrator over the store), never the people who count
+    ("shift_handover set_expected", Maker.handover_uncounted, "set_expected", {"expected": {"cash": "1000.00"}},
+     {"expected.cash": "1000.00"}, None, ADMINS),
     ("stocktake load_book", Maker.stocktake, "load_book", {"book": [{"sku": "A100", "quantity": 5}]},
      {"book.0.sku": "A100", "book.0.quantity": "5"}, None, {"sm1", "dep1", "xsm"}),
     # the store manager and the regional managers above, but not whoever counted (a1) or recounted (xsm)
@@ -409,6 +417,9 @@ WRITES: dict[tuple[str, str], list[Case]] = {
         for u, allowed in (("S1", {"sm1", "xsm"}), ("S3", {"xsm", "dep1"}))],
     ("api_instances.InstanceAction", "POST"): [_api_action(*t) for t in TRIGGERS],
     ("ui.act", "POST"): [_ui_action(*t) for t in TRIGGERS],
+    ("api_instances.HandoverExpected", "POST"): [api(
+        "the till's expected figures for a handover", ADMINS, "POST", lambda o, _: f"/instances/{o}/expected",
+        {"expected": {"cash": "1000.00"}}, took_step, Maker.handover_uncounted)],
     ("ui.bulk", "POST"): [ui(  # a refused id is reported on the page (200); nothing is fired
         "return plans in bulk", PLAN_RETURNERS, "/inbox/bulk",
         lambda o, who: {"trigger": "return", "ids": str(o), "comment": "redo"},

@@ -127,3 +127,19 @@ def test_the_handover_page_says_from_when_one_may_sign(app, people, clock, signe
     clock.advance(hours=3, minutes=30)
     page = dep1.get(f"/instances/{inst.id}").get_data(as_text=True)
     assert 'id="action-sign_out"' in page and 'id="sign-from"' not in page
+
+
+def test_a_tuesday_handover_without_the_full_count_marks_the_goods_field(app, people, clock, signed_in):
+    form = {"org_unit": "S1", "handover_at": "2026-11-03T14:00", "shift": "midday", "counts.cash_expected": "100.00",
+            "counts.cash_counted": "100.00", "counts.goods.0.sku": "A100", "counts.goods.0.expected": "3",
+            "counts.goods.0.counted": "3"}
+    r = signed_in("sm1").post("/start/shift_handover", form)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert re.search(r'data-field="counts\.goods">[^<]*周二', page), page[page.find('class="error"'):][:600]
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": "2026-11-03T14:00:00+08:00"})
+    form = {k: v for k, v in form.items() if k.startswith("counts.")}
+    r = signed_in("a1").post(f"/instances/{inst.id}/actions/record_counts", form)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422 and "full_count:" not in page and "counts.goods:" not in page
+    assert re.search(r'data-field="counts\.goods">[^<]*周二', page)

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 import engine
-from engine import org, scheduler
+from engine import mail, org, scheduler
 from engine.db import db
 from engine.errors import InvalidPayload, NotAvailable, NotPermitted
 from engine.models import Instance, Notification
@@ -64,7 +64,7 @@ def test_when_the_store_manager_signed_the_sales_manager_above_countersigns(peop
 def test_tuesday_needs_a_full_count(people, clock):
     with pytest.raises(InvalidPayload) as e:
         engine.start("shift_handover", "S1", people["sm1"], {"handover_at": TUESDAY, "counts": counts()})
-    assert "full_count" in e.value.errors
+    assert list(e.value.errors) == ["counts.goods"]  # the field the counter fixes, beside it in the form
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Instance)) == 0
     inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": TUESDAY})
     refused(InvalidPayload, inst, "record_counts", people["a1"], {"counts": counts()})
@@ -168,3 +168,57 @@ def test_a_store_may_open_signatures_earlier(people, clock):
     inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY, "counts": counts()})
     engine.fire(inst.id, "sign_out", people["sm1"])  # 10:00, four hours before
     assert engine.fire(inst.id, "sign_in", people["dep1"]).state == "completed"
+
+
+def body_of(smtp, login):
+    got = [m for m in smtp.messages if m["To"].addresses[0].username == login]
+    assert got, [m["To"] for m in smtp.messages]
+    return got[-1].get_body(("plain",)).get_content()
+
+
+def test_the_countersigner_sees_what_they_sign(people, clock, smtp):
+    clock.set(SIGNING)
+    short = counts("4990.00", goods=[{"sku": "A100", "name": "羊毛衫", "expected": 3, "counted": 2},
+                                     {"sku": "B200", "name": "围巾", "expected": 5, "counted": 5}])
+    inst = engine.start("shift_handover", "S1", people["sm1"],
+                        {"handover_at": MONDAY, "counts": short | {"notes": "找零差错一次"}})
+    engine.fire(inst.id, "sign_out", people["sm1"])
+    inst = engine.fire(inst.id, "sign_in", people["dep1"])  # the seed's normal case: 店长 + 副店长
+    assert inst.state == "countersign"
+    facts = {f["label"]["zh"]: f["value"] for f in engine.state_facts(reload(inst))}
+    assert facts == {"备注": "找零差错一次", "小票合计": "12880.00", "应有现金": "5000.00", "实点现金": "4990.00",
+                     "货品 A100 羊毛衫": "3 → 2 (-1)",
+                     "应有数来源": {"zh": "清点人自报", "en": "self-declared by the counters"}}
+    mail.send_pending()
+    body = body_of(smtp, "sm1asst")  # S1's other store manager, who did not sign
+    for fact in ("找零差错一次", "12880.00", "5000.00", "4990.00", "A100 羊毛衫：3 → 2 (-1)", "清点人自报"):
+        assert fact in body
+    asked = [m["To"].addresses[0].username for m in smtp.messages if "差异待店长复核" in str(m["Subject"])]
+    assert asked == ["sm1asst"]  # the signers are not asked
+
+
+def test_the_till_supplies_the_expected_figures_before_counting(people, clock):
+    clock.set(SIGNING)
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY})
+    till = {"expected": {"cash": "5000.00", "receipts_total": "12880.00",
+                         "goods": [{"sku": "A100", "name": "羊毛衫", "expected": 3}]}}
+    refused(NotPermitted, inst, "set_expected", people["sm1"], till)  # not by the people who count
+    engine.fire(inst.id, "set_expected", people["admin"], till)
+    # the counter types only what was counted; a typed "expected" is overridden by the till's
+    typed = {"cash_counted": "5000.00", "goods": [{"sku": "A100", "expected": 2, "counted": 2}]}
+    inst = engine.fire(inst.id, "record_counts", people["a1"], {"counts": typed})
+    c = inst.data["counts"]
+    assert (c["cash_expected"], c["cash_expected_source"], c["goods"][0]["expected_source"]) == (
+        "5000.00", "system", "system")
+    assert inst.data["discrepancies"] == [{"item": "A100", "name": "", "difference": -1}]
+    refused(InvalidPayload, inst, "set_expected", people["admin"], till)  # after counting: too late
+    engine.fire(inst.id, "sign_out", people["sm1"])
+    inst = engine.fire(inst.id, "sign_in", people["dep1"])
+    facts = {f["label"]["en"]: f["value"] for f in engine.state_facts(reload(inst))}
+    assert facts["Expected figures"]["en"] == "from the till/ERP" and facts["Receipts expected (till)"] == "12880.00"
+
+
+def test_expected_figures_typed_by_nobody_are_refused(people, clock):
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY})
+    e = refused(InvalidPayload, inst, "record_counts", people["a1"], {"counts": {"cash_counted": "10.00"}})
+    assert "counts.cash_expected" in e.errors

@@ -99,6 +99,7 @@ def render(instance_id: int, failed: ActionForm | None = None, banner: str | Non
     page = {
         "inst": inst, "compiled": compiled, "state": compiled.states[inst.state], "actions": actions,
         "owners": engine.assignees(compiled, inst), "opening_later": engine.opening_later(inst),
+        "step_facts": engine.state_facts(inst),
         "deadlines": queries.pending_deadlines(inst),
         "signatures": queries.signatures(inst), "history": queries.full_history(inst.id),
         "attachments": attachments.of(inst.id),
