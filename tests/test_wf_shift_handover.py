@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 import engine
-from engine import mail, org, scheduler
+from engine import mail, org, scheduler, stock
 from engine.db import db
 from engine.errors import InvalidPayload, NotAvailable, NotPermitted
 from engine.models import Instance, Notification
@@ -222,3 +222,34 @@ def test_expected_figures_typed_by_nobody_are_refused(people, clock):
     inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY})
     e = refused(InvalidPayload, inst, "record_counts", people["a1"], {"counts": {"cash_counted": "10.00"}})
     assert "counts.cash_expected" in e.errors
+
+
+def test_tuesday_counts_every_sku_on_the_stores_stock_list(people, clock):
+    stock.replace(org.unit_by_code("S1"), stock.parse("编码,名称,单价\nA100,羊毛衫,120\nB200,围巾,35.5\nC300,手套,20\n"
+                                                      .encode(), "stock.csv"))
+    some = [*GOODS, {"sku": "B200", "name": "围巾", "expected": 12, "counted": 12}]
+    with pytest.raises(InvalidPayload) as e:
+        engine.start("shift_handover", "S1", people["sm1"],
+                     {"handover_at": TUESDAY, "counts": counts(goods=some, full=True)})
+    assert e.value.errors == {"counts.goods": ["On Tuesdays every SKU the store stocks is counted; missing: C300."]}
+    every = [*some, {"sku": "C300", "name": "手套", "expected": 4, "counted": 4}]
+    inst = engine.start("shift_handover", "S1", people["sm1"],
+                        {"handover_at": TUESDAY, "counts": counts(goods=every, full=True)})
+    assert inst.state == "open"
+    # Monday's handover counts what was sold: the list does not apply
+    assert engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY, "counts": counts()}).id
+
+
+def test_the_stock_list_comes_from_the_last_checked_stocktake_book_when_newer(people, clock):
+    unit = org.unit_by_code("S2")
+    stock.replace(unit, [{"sku": "OLD1", "name": "", "unit_cost": None}])
+    clock.advance(hours=1)
+    book = [{"sku": "A100", "name": "羊毛衫", "quantity": 3}, {"sku": "D400", "name": "帽子", "quantity": 1}]
+    take = engine.start("stocktake", "S2", people["sm2"], {"month": "2026-11", "book": book})
+    assert stock.stock_list(unit).skus == ["OLD1"]  # a book not yet checked against a count
+    engine.fire(take.id, "enter_counts", people["a2"], {"zone": "A", "lines": [{"sku": "A100", "counted": 3},
+                                                                              {"sku": "D400", "counted": 1}]})
+    engine.fire(take.id, "submit_counts", people["a2"])
+    assert reload(take).state == "reporting"
+    kept = stock.stock_list(unit)
+    assert (kept.source, kept.skus) == ("stocktake", ["A100", "D400"])

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from marshmallow import Schema, fields, validate
 
-from engine import dates, org
+from engine import dates, org, stock
 from engine.db import db
 from engine.definition import Deadline, Rung, Schedule, Signing, State, Transition, Workflow
 from engine.limits import GOODS_LINES_MAX
@@ -20,6 +20,7 @@ from workflows.common import Empty, day_window_errors, t
 TUESDAY = 1
 CASH_TOLERANCE = Decimal("0.00")  # default; a company may set "handover_cash_tolerance"
 WINDOW = timedelta(days=7)  # a handover is for a shift within a week of now, either way
+MISSING_SHOWN = 20  # SKUs named in the Tuesday error; beyond that it says how many more
 SIGNATURE_WINDOW_MINUTES = 30  # default; a unit may set "signature_window_minutes"
 
 
@@ -142,6 +143,15 @@ def tuesday_full_count(ctx) -> dict:
     """Every Tuesday all goods are counted, not only those sold (每周二全部清点)."""
     counts = ctx.data.get("counts")
     if not counts or not _is_tuesday(ctx):
+        return {}
+    listed = stock.stock_list(ctx.instance.org_unit).skus
+    if listed:  # every SKU the store stocks (its stock list), each on a line
+        counted = {line["sku"] for line in counts.get("goods", [])}
+        missing = [sku for sku in listed if sku not in counted]
+        if missing:
+            shown = ", ".join(missing[:MISSING_SHOWN]) + (f" … (+{len(missing) - MISSING_SHOWN})"
+                                                          if len(missing) > MISSING_SHOWN else "")
+            return {"counts.goods": [f"On Tuesdays every SKU the store stocks is counted; missing: {shown}."]}
         return {}
     if not counts.get("full_count") or not counts.get("goods"):
         return {"counts.goods": ["On Tuesdays all goods are counted: set full_count and list every line."]}
