@@ -118,6 +118,7 @@ class Transition:
     # fn(instance) -> the earliest instant it may be fired, or None: not offered before (a signature from
     # shortly before the handover time, never days early)
     opens: str | None = None
+    inbox: bool = True              # False: a system integration's step (the till's figures), never a person's task
     title: dict = field(default_factory=dict)
 
     @property

@@ -31,6 +31,7 @@ ACTORS = [None, "sm1", "dep1", "a1", "rep1", "salesmgr", "trainer", "agent", "ea
 NOT_OBJECTS = {"static", "rq_dashboard.static", "api_docs_assets"}
 STARTERS = {"S1": {"sm1", "xsm"}, "S2": set(), "S3": {"xsm", "dep1"}}  # store_manager at the unit (dep1 for sm3)
 RQ = "/admin/rq"
+STOCK_KEEPERS = {"S1": {"sm1", "dep1", "xsm", "admin", "admin_east"}, "S3": {"xsm", "dep1", "admin"}}
 XHR = {"X-Requested-With": "XMLHttpRequest"}  # rq-dashboard's own CSRF defence: send it, so only scope refuses
 
 
@@ -147,6 +148,10 @@ ROUTES = {
         content_type="multipart/form-data"), viewer, True),
     ("api_attachments.AttachmentFile", "GET"): Route(
         "instance", lambda c, o: c("GET", f"/instances/{o.key}/attachments/{o.extra['attachment']}"), viewer, True),
+    # who may keep a store's list: tests/test_security_writes.py; here, that nobody else gets past the door
+    ("api_imports.StockListItem", "PUT"): Route("unit", lambda c, o: c(
+        "PUT", f"/org-units/{o.key}/stock-list", data={"file": (io.BytesIO(b"sku\nA100\n"), "stock.csv")},
+        content_type="multipart/form-data"), lambda login, o: login in STOCK_KEEPERS[o.unit], True),
     ("api_imports.BookStock", "POST"): Route("instance", lambda c, o: c(
         "POST", f"/instances/{o.key}/book-stock", data=_book_csv(), content_type="multipart/form-data"),
         lambda login, o: o.unit != "T1" and login in BOOK_LOADERS[o.unit], True),

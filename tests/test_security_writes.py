@@ -22,7 +22,7 @@ from rq.job import JobStatus
 from werkzeug.security import check_password_hash
 
 import engine
-from engine import org, queue, tokens, webhooks
+from engine import org, queue, stock, tokens, webhooks
 from engine.attachments import Attachment
 from engine.calendar import CalendarOverride
 from engine.db import db
@@ -236,6 +236,15 @@ def png():
     return {"file": (io.BytesIO(PNG), "receipt.png")}
 
 
+def stock_csv():
+    return {"file": (io.BytesIO("编码,名称,单价\nA100,羊毛衫,120.00\n".encode()), "stock.csv")}
+
+
+def _stock_skus(code):
+    db.session.rollback()
+    return stock.stock_list(org.unit_by_code(code)).skus
+
+
 def book_csv():
     return {"file": (io.BytesIO(b"sku,quantity\nA100,5\n"), "book.csv")}
 
@@ -436,6 +445,11 @@ WRITES: dict[tuple[str, str], list[Case]] = {
         api(f"load book stock at {u}", allowed, "POST", lambda o, _: f"/instances/{o}/book-stock",
             done=took_step, make=lambda m, u=u: m.stocktake(u), upload=book_csv)
         for u, allowed in (("S1", {"sm1", "dep1", "xsm"}), ("S3", {"xsm", "dep1"}))],
+    # a store's stock list: its store and deputy managers (dep1 stands in for sm3 at S3), administrators over it
+    ("api_imports.StockListItem", "PUT"): [
+        api(f"replace the stock list of {u}", allowed, "PUT", f"/org-units/{u}/stock-list",
+            done=lambda o, who, r, u=u: r.status_code == 200 and _stock_skus(u) == ["A100"], upload=stock_csv)
+        for u, allowed in (("S1", {"sm1", "dep1", "xsm"} | ADMINS), ("S3", {"xsm", "dep1"} | COMPANY_ADMIN))],
     # ---- administration: units, people, roles, delegations, targets, webhooks, the calendar
     ("api_admin.Units", "POST"): [
         api(f"add a unit below {parent}", allowed, "POST", "/org-units",

@@ -218,6 +218,13 @@ def test_the_till_supplies_the_expected_figures_before_counting(people, clock):
     assert facts["Expected figures"]["en"] == "from the till/ERP" and facts["Receipts expected (till)"] == "12880.00"
 
 
+def test_the_tills_step_is_no_task_in_an_administrators_inbox(people, clock):
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY})
+    assert "set_expected" in [t.trigger for t in engine.available_actions(reload(inst), people["admin"])]
+    assert [task.instance.id for task in engine.inbox(people["admin"])] == []
+    assert [task.instance.id for task in engine.inbox(people["dep1"])] == [inst.id]
+
+
 def test_expected_figures_typed_by_nobody_are_refused(people, clock):
     inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": MONDAY})
     e = refused(InvalidPayload, inst, "record_counts", people["a1"], {"counts": {"cash_counted": "10.00"}})
@@ -253,3 +260,17 @@ def test_the_stock_list_comes_from_the_last_checked_stocktake_book_when_newer(pe
     assert reload(take).state == "reporting"
     kept = stock.stock_list(unit)
     assert (kept.source, kept.skus) == ("stocktake", ["A100", "D400"])
+
+
+def test_each_overdue_countersign_names_its_own_owner(app, people, clock, smtp):
+    # two discrepancies at S1 falling due in the same batch: sm1 signed one, sm1asst the other
+    clock.set(SIGNING)
+    for signer in ("sm1", "sm1asst"):
+        inst = engine.start("shift_handover", "S1", people["dep1"], {"handover_at": MONDAY, "counts": counts("1.00")})
+        engine.fire(inst.id, "sign_out", people[signer])
+        engine.fire(inst.id, "sign_in", people["dep1"])
+    smtp.messages.clear()
+    run_due(app, "2026-11-02T23:00:00+08:00")
+    bodies = sorted(m.get_body(("plain",)).get_content() for m in smtp.messages if "【超时升级】" in str(m["Subject"]))
+    owners = sorted(line for body in bodies for line in body.splitlines() if line.startswith("负责人"))
+    assert owners == ["负责人：Sm1", "负责人：Sm1Asst"]

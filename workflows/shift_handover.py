@@ -96,7 +96,7 @@ DEFINITION = Workflow(
     transitions=(
         # The till/ERP's figures, before counting: by its service account (an API token of a user holding admin
         # at or above the store), never by the people who count, so what they are checked against is not theirs.
-        Transition("set_expected", "open", None, roles=("admin",), schema=SetExpectedSchema,
+        Transition("set_expected", "open", None, roles=("admin",), schema=SetExpectedSchema, inbox=False,
                    validators=("not_counted_yet",), after=("mark_system_expected",),
                    title=t("登记应有数（系统）", "Expected figures (till/ERP)")),
         Transition("record_counts", "open", None, roles=("store_manager", "deputy_manager", "assistant"),
