@@ -106,6 +106,7 @@ def test_chinese_pages_have_no_untranslated_words(app, people, clock, signed_in)
     pages = [("sm1", f"/instances/{i}") for i in ids["sm1"]] + [("rep1", f"/instances/{ids['rep1'][0]}")]
     pages += [("sm1", p) for p in ("/inbox", "/dashboard", "/account", "/start", "/start/shift_handover",
                                     "/start/stocktake", "/boards/complaints")]
+    pages += [("admin", f"/instances/{ids['sm1'][0]}")]  # the till's expected-figures form
     pages += [("a1", "/start/complaint"), ("trainer", "/start/training_cohort"), ("admin", "/admin"),
               ("rep1", "/start/monthly_plan")]
     for login, url in pages:

@@ -9,7 +9,7 @@ LABELS = {
     "quantity": _l("Quantity"), "zone": _l("Zone / counter"), "lines": _l("Lines"), "counted": _l("Counted"),
     "handover_at": _l("Handover time"), "shift": _l("Shift"), "counts": _l("Counts"),
     "cash_expected": _l("Cash expected"), "cash_counted": _l("Cash counted"), "receipts_total": _l("Receipts total"),
-    "goods": _l("Goods"), "expected": _l("Expected"), "full_count": _l("All goods counted"),
+    "goods": _l("Goods"), "expected": _l("Expected"), "full_count": _l("All goods counted"), "cash": _l("Cash"),
     "customer": _l("Customer"), "contact": _l("Contact"), "channel": _l("Channel"), "order_ref": _l("Order number"),
     "category": _l("Category"), "severity": _l("Severity"), "description": _l("Description"),
     "assignee": _l("Assignee (login)"), "resolution": _l("Resolution"), "satisfaction": _l("Satisfaction (1-5)"),
