@@ -12,8 +12,9 @@ from engine.errors import (
 )
 from engine.history import history
 from engine.inbox import inbox
-from engine.runtime import assignees, available_actions, fire, may_fire, start
+from engine.runtime import assignees, available_actions, fire, may_fire, opening_later, start, state_facts
 
-__all__ = ["start", "fire", "may_fire", "available_actions", "assignees", "inbox", "history", "EngineError",
+__all__ = ["start", "fire", "may_fire", "available_actions", "opening_later", "state_facts", "assignees", "inbox",
+           "history", "EngineError",
            "InvalidInput", "InvalidPayload", "NotAvailable", "NotPermitted", "UnknownInstance", "UnknownWorkflow",
            "VersionConflict"]

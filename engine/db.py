@@ -71,6 +71,7 @@ def init_db(app) -> None:
     """Bind the database to `app` and tune SQLite (WAL, busy timeout, foreign keys, BEGIN IMMEDIATE for writes)."""
     import engine.calendar  # noqa: F401  (every table registered before migrations or queries run)
     import engine.models  # noqa: F401
+    import engine.stock  # noqa: F401
     import engine.targets  # noqa: F401
 
     db.init_app(app)

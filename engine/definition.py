@@ -99,6 +99,9 @@ class State:
     # Files attached to the task email of whoever is given the step, built when the email is sent (so they show
     # the instance as it is then): functions fn(instance, lang) -> [(filename, mime type, bytes)].
     attachments: tuple[str, ...] = ()
+    # fn(instance) -> [{"label": {zh, en}, "value": str | {zh, en}}]: what whoever owes the step must see to take
+    # it (the countersigner: the figures they sign for); on the page, in the API (`step_facts`) and the task email
+    facts: str | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,10 @@ class Transition:
     signature: bool = False
     validators: tuple[str, ...] = ()  # checks across fields: fn(ctx) -> {field: [messages]}, empty when valid
     after: tuple[str, ...] = ()     # hooks run after the state change, inside the transaction
+    # fn(instance) -> the earliest instant it may be fired, or None: not offered before (a signature from
+    # shortly before the handover time, never days early)
+    opens: str | None = None
+    inbox: bool = True              # False: a system integration's step (the till's figures), never a person's task
     title: dict = field(default_factory=dict)
 
     @property
@@ -201,7 +208,7 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
                 bad(element, f"unknown role '{role}'")
         if not _is_schema(t.schema):
             bad(element, "missing marshmallow schema")
-        for name in (*t.conditions, *t.unless, *t.validators, *t.after):
+        for name in (*t.conditions, *t.unless, *t.validators, *t.after, *([t.opens] if t.opens else [])):
             if not callable(functions.get(name)):
                 bad(element, f"unknown guard or hook '{name}' (define it in the workflow's module)")
         for rule in t.not_by:
@@ -227,6 +234,8 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
                 bad(element, f"missing '{lang}' title")
         if s.assignee and s.assignee not in KNOWN_ROLES:
             bad(element, f"unknown assignee role '{s.assignee}'")
+        if s.facts and not callable(functions.get(s.facts)):
+            bad(element, f"unknown facts function '{s.facts}' (define it in the workflow's module)")
         for role in s.assignee_fallback:
             if role not in KNOWN_ROLES - PSEUDO_ROLES:
                 bad(element, f"unknown fallback assignee role '{role}'")
@@ -250,7 +259,7 @@ def validate(wf: Workflow, functions: dict) -> list[str]:
 
 
 def _rules(t: Transition) -> tuple:
-    return (t.roles, t.schema, t.requires_comment, t.not_by, t.signature, t.validators)
+    return (t.roles, t.schema, t.requires_comment, t.not_by, t.signature, t.validators, t.opens)
 
 
 def _schedule_problems(schedule: Schedule) -> list[str]:

@@ -39,7 +39,7 @@ def inbox(actor: User, limit: int = 500) -> list[Task]:
         for state, definition in compiled.states.items():
             if definition.final:
                 continue  # a closed instance that may be reopened is not work anyone owes
-            roles = {r for t in compiled.transitions_from(state) if not t.system_only for r in t.roles}
+            roles = {r for t in compiled.transitions_from(state) if not t.system_only and t.inbox for r in t.roles}
             who = [OrgUnit.path.startswith(path) for role, path in held if role in roles]
             if CREATOR in roles:
                 who.append(Instance.created_by_id.in_(person_ids))
@@ -57,7 +57,7 @@ def inbox(actor: User, limit: int = 500) -> list[Task]:
         .order_by(Instance.due_at.is_(None), Instance.due_at, Instance.created_at).limit(limit)).all()
     tasks = []
     for inst in candidates:
-        actions = available_actions(inst, actor, seen)
+        actions = [t for t in available_actions(inst, actor, seen) if t.inbox]
         if actions:
             tasks.append(Task(inst, actions))
     return tasks

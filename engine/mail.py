@@ -82,6 +82,8 @@ def render(n: Notification, user: User, base_url: str, sender: str, now: datetim
         "overdue": format_timedelta(now - due, locale=babel_locale, threshold=1.5) if due and due < now else None,
         "link": f"{base_url}/instances/{n.instance_id}",
         "on_behalf_of": one_line(n.on_behalf_of.name) if n.on_behalf_of else None,
+        "details": [(one_line(f["label"][lang]), one_line(f["value"][lang] if isinstance(f["value"], dict)
+                                                          else f["value"])) for f in ctx.get("facts") or []],
     }
     msg = EmailMessage()
     msg["Subject"] = one_line(_templates.get_template(f"subject.{lang}.txt").render(**facts).strip())

@@ -8,6 +8,7 @@ VersionConflict) and writes nothing.
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from marshmallow import Schema, ValidationError
@@ -146,6 +147,7 @@ def _authorise(inst: Instance, trigger: str, actor: User | None, now: datetime) 
     acting = standing.check(t)
     if t.signature:
         _check_signature_slot(compiled, inst, t, standing)
+    _check_open(compiled, inst, t, now)
     return compiled, t, acting
 
 
@@ -153,7 +155,8 @@ def available_actions(instance: Instance, actor: User, seen: Seen | None = None)
     """The transitions `actor` may fire on `instance` now (one per trigger, definition order). `seen` shares
     the actor's lookups across many instances (the inbox)."""
     compiled = registry.get(instance.workflow, instance.definition_version)
-    standing = Standing(instance, actor, clock.now(), seen)
+    now = clock.now()
+    standing = Standing(instance, actor, now, seen)
     allowed, seen = [], set()
     for t in compiled.transitions_from(instance.state):
         if t.trigger in seen or t.system_only:
@@ -163,6 +166,7 @@ def available_actions(instance: Instance, actor: User, seen: Seen | None = None)
             standing.check(t)
             if t.signature:
                 _check_signature_slot(compiled, instance, t, standing)
+            _check_open(compiled, instance, t, now)
         except (NotAvailable, NotPermitted):
             continue
         allowed.append(t)
@@ -170,8 +174,13 @@ def available_actions(instance: Instance, actor: User, seen: Seen | None = None)
 
 
 def assignees(compiled: Compiled, inst: Instance, at: datetime | None = None) -> list[Holder]:
-    """Who owes the current step, resolved now (delegates stand in for people out of office)."""
-    rule = compiled.states[inst.state].assignee
+    """Who owes the current step, resolved now (delegates stand in for people out of office): only people who
+    may take it. Segregation of duties may bar the nearest holders of the state's role (the store manager signed
+    the handover they would countersign; the sales manager submitted their own plan): then the same role further
+    up the org tree, then each of the state's `assignee_fallback` roles in turn (nearest first). Nobody able:
+    nobody (`flask check` lists such steps); the escalation ladder still runs."""
+    state = compiled.states[inst.state]
+    rule = state.assignee
     if rule is None:
         return []
     at = at or clock.now()
@@ -182,27 +191,24 @@ def assignees(compiled: Compiled, inst: Instance, at: datetime | None = None) ->
             return []
         stand_in = org.delegate_of(user, at)
         return [Holder(stand_in, rule, user) if stand_in else Holder(user, rule)]
-    found = org.holders(rule, inst.org_unit, at)
-    fallback = compiled.states[inst.state].assignee_fallback
-    if not fallback:
-        return found
-    # Segregation of duties may bar every holder (the store manager signed the handover they would countersign):
-    # then the step goes to the first fallback role with someone who may take it.
     steps = [t for t in compiled.transitions_from(inst.state) if not t.system_only]
     history = History(inst)
     barred = {t.trigger: history.excluded(t) for t in steps}
 
     def may_act(holder: Holder) -> bool:
-        # every step their role is given here, not just a side one (correcting the book is no approval)
+        # Every step their role is given here, not just a side one (correcting the book is no approval). A role
+        # the state's steps do not name at all is the definition's business (it passes `workflows lint`).
         people = {holder.user.id, _id(holder.on_behalf_of)} - {None}
         theirs = [t for t in steps if holder.role in t.roles]
-        return bool(theirs) and not any(people & barred[t.trigger] for t in theirs)
+        return not any(people & barred[t.trigger] for t in theirs)
 
-    for candidates in (found, *(org.holders(role, inst.org_unit, at) for role in fallback)):
-        able = [h for h in candidates if may_act(h)]
+    for role in (rule, *state.assignee_fallback):
+        # the barred are skipped when looking for the nearest unit with a holder: up the tree past them
+        skip = set().union(*(barred[t.trigger] for t in steps if role in t.roles))
+        able = [h for h in org.holders(role, inst.org_unit, at, exclude=skip) if may_act(h)]
         if able:
             return able
-    return found
+    return []
 
 
 # ---- inside the transaction ----------------------------------------------------------------------------
@@ -233,6 +239,38 @@ def _check(compiled: Compiled, validators: tuple[str, ...], ctx: Context) -> Non
             errors.setdefault(field_name, []).extend(messages)
     if errors:
         raise InvalidPayload(errors)
+
+
+def opens_at(compiled: Compiled, inst: Instance, t: Transition) -> datetime | None:
+    """The earliest instant `t` may be fired on `inst` (its definition's `opens`), or None: no such bound."""
+    return compiled.functions[t.opens](inst) if t.opens else None
+
+
+def state_facts(instance: Instance) -> list[dict]:
+    """What whoever owes the instance's current step must see to take it (its state's `facts`), else []."""
+    compiled = registry.get(instance.workflow, instance.definition_version)
+    state = compiled.states.get(instance.state)
+    return compiled.functions[state.facts](instance) if state and state.facts else []
+
+
+def opening_later(instance: Instance) -> dict[str, datetime]:
+    """Trigger → the instant it opens, for the steps out of the instance's state not open yet (a page says
+    from when one may sign)."""
+    compiled, now = registry.get(instance.workflow, instance.definition_version), clock.now()
+    found = {}
+    for t in compiled.transitions_from(instance.state):
+        opens = opens_at(compiled, instance, t)
+        if opens is not None and now < opens:
+            found[t.trigger] = opens
+    return found
+
+
+def _check_open(compiled: Compiled, inst: Instance, t: Transition, now: datetime) -> None:
+    opens = opens_at(compiled, inst, t)
+    if opens is not None and now < opens:
+        local = f"{opens.astimezone(ZoneInfo(inst.org_unit.timezone)):%Y-%m-%d %H:%M} ({inst.org_unit.timezone})"
+        raise NotAvailable(f"'{t.trigger}' is possible from {local}, not before", state=inst.state,
+                           version=inst.version, opens_at=opens.isoformat(), opens_local=local)
 
 
 def _check_signature_slot(compiled: Compiled, inst: Instance, t: Transition, standing: Standing) -> None:
@@ -322,11 +360,13 @@ def _enter_state(compiled: Compiled, inst: Instance, now: datetime) -> None:
 def _tell_owners(compiled: Compiled, inst: Instance, now: datetime) -> None:
     """A task notification (outbox) to each person who owes the current step."""
     owners = assignees(compiled, inst, now)
+    facts = state_facts(inst) if owners else []
     for holder in owners:
         db.session.add(Notification(
             instance=inst, user_id=holder.user.id, on_behalf_of_id=_id(holder.on_behalf_of), kind="task",
             idempotency_key=f"task:{uuid.uuid4().hex}",
-            context={**mail.step_facts(inst, owners), "due_at": inst.due_at.isoformat() if inst.due_at else None},
+            context={**mail.step_facts(inst, owners), "facts": facts,
+                     "due_at": inst.due_at.isoformat() if inst.due_at else None},
             created_at=now))
         alarm.mail_waiting(db.session)
 

@@ -178,8 +178,11 @@ def _fire_one(timer, inst: Instance, batch: _Batch) -> None:
             batch.notes[timer.id] = f"{rung.trigger}: {e.message}"
             log.warning("timer %s on instance %s: %s", timer.id, inst.id, batch.notes[timer.id])
         return
-    # Whoever owes a step depends on the step, the unit and (for creator/assignee rules) the people on it.
-    step = (compiled.name, compiled.version, timer.state, inst.org_unit_id, inst.created_by_id, inst.assignee_id)
+    # Whoever owes a step depends on the step, the unit and (for creator/assignee rules) the people on it; where
+    # segregation of duties applies, on who has acted on this very instance (who signed may not countersign).
+    sod = any(t.not_by or t.signature for t in compiled.transitions_from(timer.state))
+    step = (compiled.name, compiled.version, timer.state, inst.org_unit_id, inst.created_by_id, inst.assignee_id,
+            inst.id if sod else None)
     owners = batch.memo(("owners", *step), lambda: assignees(compiled, inst, batch.now))
     if rung.action == RungAction.REMIND:
         recipients = owners

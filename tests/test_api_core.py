@@ -377,3 +377,38 @@ def test_workflow_diagram_of_a_chosen_version(api):
     assert "review" not in old["mermaid"] and "review" in new["mermaid"]  # v2 added the review step
     error(api.get("/workflows/test_diagram_versions/diagram?version=9", as_="a1"), 404)
     error(api.get("/workflows/test_diagram_versions/diagram?version=x", as_="a1"), 422)
+
+
+# ---- the shift handover through the API: the till's figures, the countersigner's facts, the signature window --
+
+HANDOVER_AT = "2026-11-02T10:15:00+08:00"  # the clock is at 10:00: signatures are open
+
+
+def test_the_till_posts_expected_figures_and_the_countersigner_sees_the_sheet(api):
+    inst = api.start("sm1", data={"handover_at": HANDOVER_AT}, workflow="shift_handover")
+    till = {"expected": {"cash": "5000.00", "receipts_total": "100.00",
+                         "goods": [{"sku": "A100", "name": "羊毛衫", "expected": 3}]}}
+    error(api.post(f"/instances/{inst['id']}/expected", as_="sm1", json=till), 403)  # a counter: not theirs
+    bad = api.post(f"/instances/{inst['id']}/expected", as_="admin", json={"expected": {"cash": "-1"}})
+    assert "expected" in error(bad, 422)["errors"]
+    r = api.post(f"/instances/{inst['id']}/expected", as_="admin", json=till)
+    assert r.status_code == 200 and r.json["data"]["expected"]["source"] == "system"
+    counts = {"counts": {"cash_counted": "4990.00", "goods": [{"sku": "A100", "counted": 3}], "notes": "少十元"}}
+    r = api.post(f"/instances/{inst['id']}/actions/record_counts", as_="a1", json={"data": counts})
+    assert r.status_code == 200
+    api.post(f"/instances/{inst['id']}/actions/sign_out", as_="sm1", json={})
+    r = api.post(f"/instances/{inst['id']}/actions/sign_in", as_="dep1", json={})
+    assert r.json["state"] == "countersign"
+    page = api.get(f"/instances/{inst['id']}", as_="sm1asst").json
+    facts = {f["label"]["en"]: f["value"] for f in page["step_facts"]}
+    assert facts["Notes"] == "少十元" and facts["Cash expected"] == "5000.00" and facts["Cash counted"] == "4990.00"
+    assert facts["Expected figures"]["en"] == "from the till/ERP"
+    error(api.post(f"/instances/{inst['id']}/expected", as_="admin", json=till), 409)  # moved on
+
+
+def test_signing_before_the_window_is_a_409_saying_from_when(api):
+    inst = api.start("sm1", data={"handover_at": "2026-11-03T14:00:00+08:00", "counts": {
+        "cash_expected": "1.00", "cash_counted": "1.00", "full_count": True,
+        "goods": [{"sku": "A100", "expected": 1, "counted": 1}]}}, workflow="shift_handover")
+    body = error(api.post(f"/instances/{inst['id']}/actions/sign_out", as_="sm1", json={}), 409)
+    assert "2026-11-03 13:30" in body["message"]

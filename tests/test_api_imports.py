@@ -3,6 +3,7 @@ import io
 
 import openpyxl
 
+from engine import org, stock
 from tests.api_fixtures import api_fixture  # noqa: F401
 
 
@@ -72,3 +73,43 @@ def test_the_stocktake_report_downloads_for_whoever_may_see_the_stocktake(api):
     page = api.get(f"/instances/{inst['id']}/report.html", as_="sm1")
     assert page.status_code == 200 and "月末盘存报表" in page.get_data(as_text=True)
     assert api.get(f"/instances/{inst['id']}/report.xlsx", as_="sm3").status_code == 404  # another store's
+
+
+def xlsx_file(rows, name="stock.xlsx"):
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for row in rows:
+        book.active.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    out.seek(0)
+    return {"file": (out, name)}
+
+
+def test_a_stores_stock_list_from_csv_or_excel(api):
+    r = api.put("/org-units/S1/stock-list", as_="sm1", data=csv_file("编码,名称,单价\nA100,羊毛衫,120\nB200,围巾,\n",
+                                                                   "stock.csv"), content_type="multipart/form-data")
+    assert r.status_code == 200, r.json
+    assert r.json["source"] == "import" and [(x["sku"], x["unit_cost"]) for x in r.json["lines"]] == [
+        ("A100", "120.00"), ("B200", None)]
+    r = api.put("/org-units/S1/stock-list", as_="admin", content_type="multipart/form-data",
+                data=xlsx_file([("sku", "name", "unit_cost"), (1001, "茶杯", 9.5), ("C300", "手套", None)]))
+    assert r.status_code == 200, r.json
+    assert [x["sku"] for x in r.json["lines"]] == ["1001", "C300"]  # replaced whole; a numeric SKU stays a code
+    bad = api.put("/org-units/S1/stock-list", as_="sm1", content_type="multipart/form-data",
+                  data=csv_file("sku,name,unit_cost\nA100,羊毛衫,-1\nB200,围巾,1\nB200,围巾,2\n", "stock.csv"))
+    assert bad.status_code == 422 and set(bad.json["errors"]) == {"line 2", "line 4"}  # a bad cost, listed twice
+    assert stock.stock_list(org.unit_by_code("S1")).skus == ["1001", "C300"]  # nothing of it written
+    wrong = api.put("/org-units/S1/stock-list", as_="sm1", content_type="multipart/form-data",
+                    data={"file": (io.BytesIO(b"not a workbook"), "stock.xlsx")})
+    assert wrong.status_code == 422 and "file" in wrong.json["errors"]
+    assert api.put("/org-units/S1/stock-list", as_="a1", content_type="multipart/form-data",
+                   data=csv_file("sku\nA1\n", "s.csv")).status_code == 403
+    assert api.put("/org-units/S1/stock-list", as_="sm3", content_type="multipart/form-data",
+                   data=csv_file("sku\nA1\n", "s.csv")).status_code == 404
+    assert api.put("/org-units/EAST/stock-list", as_="admin", content_type="multipart/form-data",
+                   data=csv_file("sku\nA1\n", "s.csv")).status_code == 422  # a region keeps no stock list
+    kept = api.put("/org-units/S1/stock-list", as_="sm1", content_type="multipart/form-data",
+                   data=csv_file("sku\nA1\n", "s.csv"))
+    assert [x["sku"] for x in kept.json["lines"]] == ["A1"]

@@ -178,3 +178,22 @@ def test_each_sales_workflow_shows_its_diagram(ctx):
     for name in ("monthly_plan", "stocktake", "shift_handover", "complaint", "training_cohort"):
         shown = run(ctx, "workflows", "show", name)
         assert shown.exit_code == 0 and "stateDiagram-v2" in shown.output and "-->" in shown.output, name
+
+
+def test_a_stores_stock_list_from_the_cli(app, people, tmp_path):
+    from openpyxl import Workbook
+
+    from engine import org, stock
+
+    book = Workbook()
+    for row in (("编码", "名称", "单价"), ("A100", "羊毛衫", 120), ("B200", "围巾", 35.5)):
+        book.active.append(row)
+    book.save(tmp_path / "stock.xlsx")
+    result = run(app, "stock", "import", "S1", str(tmp_path / "stock.xlsx"))
+    assert result.exit_code == 0 and "2 SKUs" in result.output, result.output
+    assert stock.stock_list(org.unit_by_code("S1")).skus == ["A100", "B200"]
+    (tmp_path / "bad.csv").write_text("sku,name,unit_cost\nA100,羊毛衫,lots\n", encoding="utf-8")
+    result = run(app, "stock", "import", "S1", str(tmp_path / "bad.csv"))
+    assert result.exit_code == 1 and "line 2" in result.output
+    assert run(app, "stock", "import", "NOPE", str(tmp_path / "bad.csv")).exit_code == 1
+    assert stock.stock_list(org.unit_by_code("S1")).skus == ["A100", "B200"]

@@ -5,7 +5,7 @@ import pytest
 import sqlalchemy as sa
 
 import engine
-from engine import registry
+from engine import org, registry
 from engine.db import db
 from engine.errors import InvalidPayload, NotAvailable, NotPermitted, UnknownInstance, VersionConflict
 from engine.models import AuditEvent, Instance, Notification, Signature, Timer
@@ -106,7 +106,7 @@ def test_other_region_cannot_act(people, clock):
 
 
 def test_creator_cannot_approve_their_own_request(people, clock):
-    inst = submitted(people, by="sm1asst")  # started as assistant, also store manager of S1
+    inst = submitted_later(people, clock, "sm1asst")  # started as assistant, also store manager of S1
     with pytest.raises(NotPermitted) as e:
         engine.fire(inst.id, "approve", people["sm1asst"])
     assert e.value.details["reason"] == "segregation_of_duties"
@@ -269,3 +269,33 @@ def test_the_system_can_start_and_fire(people, clock):
     assert [(e.trigger, e.actor_id) for e in events(inst)] == [("start", None), ("carried", None)]
     with pytest.raises(NotPermitted):
         engine.fire(engine.start("test_quorum", "S1", None, {}), "carried", people["sm1"])  # people cannot
+
+
+def submitted_later(people, clock, by, unit="S1"):
+    inst = engine.start("discount_request", unit, people[by], REQUEST)
+    clock.advance(minutes=1)  # the draft's task to the creator is not the review's
+    return engine.fire(inst.id, "submit", people[by])
+
+
+def told(inst):
+    """Whom the task of the step the instance is in was sent to."""
+    return sorted(db.session.scalars(sa.select(Notification.user_id).where(
+        Notification.instance_id == inst.id, Notification.kind == "task",
+        Notification.created_at == inst.state_entered_at)))
+
+
+def test_a_step_goes_only_to_people_who_may_take_it(people, clock):
+    # sm1asst, a store manager who also sells, submits a request: the review is not theirs (never their own)
+    inst = submitted_later(people, clock, "sm1asst")
+    assert [h.user.login for h in engine.assignees(registry.get("discount_request"), inst)] == ["sm1"]
+    assert told(inst) == [people["sm1"].id]
+
+
+def test_when_every_holder_here_is_barred_the_step_goes_up_the_tree(people, clock):
+    # S3's only store manager also sells and asks for a discount: the store manager covering the region reviews it
+    org.grant(people["sm3"], "assistant", "S3")
+    south_sm = org.add_user("southsm", "华南店长", "southsm@example.com", "pw", [("store_manager", "SOUTH")])
+    db.session.commit()
+    inst = submitted_later(people, clock, "sm3", "S3")
+    assert told(inst) == [south_sm.id]
+    assert engine.fire(inst.id, "approve", south_sm).state == "approved"

@@ -31,6 +31,7 @@ ACTORS = [None, "sm1", "dep1", "a1", "rep1", "salesmgr", "trainer", "agent", "ea
 NOT_OBJECTS = {"static", "rq_dashboard.static", "api_docs_assets"}
 STARTERS = {"S1": {"sm1", "xsm"}, "S2": set(), "S3": {"xsm", "dep1"}}  # store_manager at the unit (dep1 for sm3)
 RQ = "/admin/rq"
+STOCK_KEEPERS = {"S1": {"sm1", "dep1", "xsm", "admin", "admin_east"}, "S3": {"xsm", "dep1", "admin"}}
 XHR = {"X-Requested-With": "XMLHttpRequest"}  # rq-dashboard's own CSRF defence: send it, so only scope refuses
 
 
@@ -141,6 +142,11 @@ ROUTES = {
         "instance", lambda c, o: c("GET", f"/instances/{o.key}/diagram"), viewer, True),
     ("api_instances.InstanceAction", "POST"): Route(
         "instance", lambda c, o: c("POST", _act_json(o)[0], json=_act_json(o)[1]), _may_act, True),
+    # the till's figures for a handover: the objects here are no handovers, so everyone is refused (whom it is
+    # allowed to on a handover: tests/test_security_writes.py)
+    ("api_instances.HandoverExpected", "POST"): Route(
+        "instance", lambda c, o: c("POST", f"/instances/{o.key}/expected", json={"expected": {"cash": "1.00"}}),
+        lambda login, o: False, True),
     ("api_attachments.Attachments", "GET"): Route(
         "instance", lambda c, o: c("GET", f"/instances/{o.key}/attachments"), viewer, True),
     ("api_attachments.Attachments", "POST"): Route("instance", lambda c, o: c(
@@ -152,6 +158,10 @@ ROUTES = {
         "instance", lambda c, o: c("GET", f"/instances/{o.key}/report.html"), report_reader, True),
     ("api_attachments.AttachmentFile", "GET"): Route(
         "instance", lambda c, o: c("GET", f"/instances/{o.key}/attachments/{o.extra['attachment']}"), viewer, True),
+    # who may keep a store's list: tests/test_security_writes.py; here, that nobody else gets past the door
+    ("api_imports.StockListItem", "PUT"): Route("unit", lambda c, o: c(
+        "PUT", f"/org-units/{o.key}/stock-list", data={"file": (io.BytesIO(b"sku\nA100\n"), "stock.csv")},
+        content_type="multipart/form-data"), lambda login, o: login in STOCK_KEEPERS[o.unit], True),
     ("api_imports.BookStock", "POST"): Route("instance", lambda c, o: c(
         "POST", f"/instances/{o.key}/book-stock", data=_book_csv(), content_type="multipart/form-data"),
         lambda login, o: o.unit != "T1" and login in BOOK_LOADERS[o.unit], True),

@@ -20,7 +20,7 @@ from tests.api_fixtures import Api
 from tests.security_fixtures import fingerprint
 from tests.ui_fixtures import Session, _catalogues, fresh_limits  # noqa: F401
 
-HANDOVER = {"handover_at": "2026-11-02T14:00:00+08:00",
+HANDOVER = {"handover_at": "2026-11-02T10:15:00+08:00",  # the clock is at 10:00: signatures are open
             "counts": {"cash_expected": "5000.00", "cash_counted": "5000.00", "receipts_total": "100.00",
                        "goods": [{"sku": "A100", "name": "羊毛衫", "expected": 3, "counted": 3}], "full_count": False}}
 SHORT = {**HANDOVER, "counts": {**HANDOVER["counts"], "cash_counted": "4990.00"}}  # 10 yuan short: countersign

@@ -23,7 +23,7 @@ from rq.job import JobStatus
 from werkzeug.security import check_password_hash
 
 import engine
-from engine import org, queue, tokens, webhooks
+from engine import org, queue, stock, tokens, webhooks
 from engine.attachments import Attachment
 from engine.calendar import CalendarOverride, CalendarYear
 from engine.db import db
@@ -88,6 +88,11 @@ class Maker:
             inst = engine.fire(inst.id, "sign_in", self.people["a1"])
             assert inst.state == "countersign", inst.state
         return inst.id
+
+    def handover_uncounted(self) -> int:
+        """A handover at S1 nobody has counted yet: the till's expected figures may still come."""
+        at = self.clock.now().isoformat()
+        return engine.start("shift_handover", "S1", self.people["sm1"], {"handover_at": at}).id
 
     def stocktake(self, unit: str = "S1", review: bool = False) -> int:
         """A stocktake counting at `unit`; `review`: a1 counted, xsm recounted, the variances await approval."""
@@ -246,6 +251,15 @@ def png():
     return {"file": (io.BytesIO(PNG), "receipt.png")}
 
 
+def stock_csv():
+    return {"file": (io.BytesIO("编码,名称,单价\nA100,羊毛衫,120.00\n".encode()), "stock.csv")}
+
+
+def _stock_skus(code):
+    db.session.rollback()
+    return stock.stock_list(org.unit_by_code(code)).skus
+
+
 def book_csv():
     return {"file": (io.BytesIO(b"sku,quantity\nA100,5\n"), "book.csv")}
 
@@ -259,6 +273,9 @@ TRIGGERS = [
     # manager covering S1 (nobody here: salesmgr covers T1) and the regional managers above S1; not the deputy
     ("shift_handover countersign", lambda m: m.handover(signed=True), "countersign", {}, {}, "counted twice",
      {"xsm", "east", "boss"}),
+    # the till/ERP's figures: its service account (an administrator over the store), never the people who count
+    ("shift_handover set_expected", Maker.handover_uncounted, "set_expected", {"expected": {"cash": "1000.00"}},
+     {"expected.cash": "1000.00"}, None, ADMINS),
     ("stocktake load_book", Maker.stocktake, "load_book", {"book": [{"sku": "A100", "quantity": 5}]},
      {"book.0.sku": "A100", "book.0.quantity": "5"}, None, {"sm1", "dep1", "xsm"}),
     # the store manager and the regional managers above, but not whoever counted (a1) or recounted (xsm)
@@ -432,6 +449,9 @@ WRITES: dict[tuple[str, str], list[Case]] = {
         for u, allowed in (("S1", {"sm1", "xsm"}), ("S3", {"xsm", "dep1"}))],
     ("api_instances.InstanceAction", "POST"): [_api_action(*t) for t in TRIGGERS],
     ("ui.act", "POST"): [_ui_action(*t) for t in TRIGGERS],
+    ("api_instances.HandoverExpected", "POST"): [api(
+        "the till's expected figures for a handover", ADMINS, "POST", lambda o, _: f"/instances/{o}/expected",
+        {"expected": {"cash": "1000.00"}}, took_step, Maker.handover_uncounted)],
     ("ui.bulk", "POST"): [ui(  # a refused id is reported on the page (200); nothing is fired
         "return plans in bulk", PLAN_RETURNERS, "/inbox/bulk",
         lambda o, who: {"trigger": "return", "ids": str(o), "comment": "redo"},
@@ -448,6 +468,11 @@ WRITES: dict[tuple[str, str], list[Case]] = {
         api(f"load book stock at {u}", allowed, "POST", lambda o, _: f"/instances/{o}/book-stock",
             done=took_step, make=lambda m, u=u: m.stocktake(u), upload=book_csv)
         for u, allowed in (("S1", {"sm1", "dep1", "xsm"}), ("S3", {"xsm", "dep1"}))],
+    # a store's stock list: its store and deputy managers (dep1 stands in for sm3 at S3), administrators over it
+    ("api_imports.StockListItem", "PUT"): [
+        api(f"replace the stock list of {u}", allowed, "PUT", f"/org-units/{u}/stock-list",
+            done=lambda o, who, r, u=u: r.status_code == 200 and _stock_skus(u) == ["A100"], upload=stock_csv)
+        for u, allowed in (("S1", {"sm1", "dep1", "xsm"} | ADMINS), ("S3", {"xsm", "dep1"} | COMPANY_ADMIN))],
     # ---- administration: units, people, roles, delegations, targets, webhooks, the calendar
     ("api_admin.Units", "POST"): [
         api(f"add a unit below {parent}", allowed, "POST", "/org-units",

@@ -9,7 +9,7 @@ import openpyxl
 import sqlalchemy as sa
 
 import engine
-from engine import mail
+from engine import mail, org
 from engine.db import db
 from engine.models import Instance
 
@@ -63,7 +63,7 @@ def test_rep_submits_a_plan_and_the_manager_approves_it(browser_as, clock, shoot
 
 
 def test_two_people_sign_a_handover_and_nobody_signs_twice(browser_as, people, clock, shoot):
-    at = (clock.current + timedelta(hours=1)).isoformat()
+    at = (clock.current + timedelta(minutes=20)).isoformat()  # signatures open 30 minutes before
     counts = {"cash_expected": "1000.00", "cash_counted": "1000.00", "goods": []}
     inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": at, "counts": counts})
     manager = browser_as("sm1")
@@ -82,6 +82,41 @@ def test_two_people_sign_a_handover_and_nobody_signs_twice(browser_as, people, c
     assert state_of(inst.id) == "completed"
     assert "Dep1" in deputy.inner_text("table.signoff")
     shoot(deputy, "handover-signoff-phone")
+
+
+def test_a_discrepancy_signed_by_manager_and_deputy_reaches_the_sales_manager_who_countersigns(
+        browser_as, people, clock, smtp, shoot):
+    # the seed's normal case: 店长 and 副店长 sign; with a discrepancy the store manager may not countersign (he
+    # signed), so the sales manager above the store is asked, by email, and countersigns seeing what he signs
+    org.add_user("dep2", "副店长二", "dep2@example.com", "pw-dep2", [("deputy_manager", "S2")])
+    org.add_user("regsales", "华东销售经理", "regsales@example.com", "pw-regsales", [("sales_manager", "EAST")])
+    db.session.commit()
+    at = (clock.current + timedelta(minutes=20)).isoformat()  # signatures open 30 minutes before
+    counts = {"cash_expected": "1000.00", "cash_counted": "950.00", "receipts_total": "3200.00", "notes": "少50元",
+              "goods": [{"sku": "A100", "name": "羊毛衫", "expected": 3, "counted": 2}]}
+    inst = engine.start("shift_handover", "S2", people["sm2"], {"handover_at": at, "counts": counts})
+    for login, trigger, done in (("sm2", "sign_out", "交班签字"), ("dep2", "sign_in", "接班签字")):
+        page = browser_as(login)
+        page.goto(f"{page.base}/instances/{inst.id}")
+        page.click(f"#action-{trigger} button[type=submit]")
+        page.wait_for_selector(f"text=已完成：{done}")
+    assert state_of(inst.id) == "countersign"
+    assert "华东销售经理" in page.inner_text(".meta")  # the owner shown is who may act, not the store manager
+    mail.send_pending()
+    asked = [m for m in smtp.messages if "差异待店长复核" in str(m["Subject"])]
+    assert [m["To"].addresses[0].username for m in asked] == ["regsales"]
+    body = asked[0].get_body(("plain",)).get_content()
+    assert "少50元" in body and "950.00" in body and "A100 羊毛衫：3 → 2 (-1)" in body
+    link = re.search(r"https?://\S+/instances/\d+", body).group(0)
+    sales = browser_as("regsales")
+    sales.goto(f"{sales.base}/instances/{link.rsplit('/', 1)[1]}")
+    facts = sales.inner_text("#step-facts")
+    assert "少50元" in facts and "3200.00" in facts and "清点人自报" in facts and "3 → 2 (-1)" in facts
+    sales.fill("#action-countersign textarea[name=comment]", "已核实：找零差错")
+    sales.click("#action-countersign button[type=submit]")
+    sales.wait_for_selector("text=已完成：复核签字")
+    assert state_of(inst.id) == "completed"
+    shoot(sales, "handover-countersigned")
 
 
 def test_stocktake_with_a_variance_goes_through_recount_and_approval(browser_as, people, clock, tmp_path, shoot,

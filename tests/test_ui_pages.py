@@ -160,6 +160,25 @@ def test_inbox_orders_overdue_first_and_bulk_approves(app, people, clock, signed
     assert clock.current - timedelta(days=3)  # (the clock is the only mock)
 
 
+def test_bulk_lists_what_it_approves_and_never_signs(app, people, clock, signed_in):
+    first, second = plan(people), plan(people, "2027-01")
+    page = signed_in("salesmgr").get("/inbox").get_data(as_text=True)
+    listed = page[page.index('class="bulk-list"'):]
+    assert f"#{first.id} 月度销售计划" in listed and f"#{second.id} 月度销售计划" in listed
+    # a handover counted and open for signing (its time is now): signing is done on its page, never in bulk
+    counts = {"cash_expected": "100.00", "cash_counted": "100.00", "goods": []}
+    handover = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": clock.current.isoformat(),
+                                                                    "counts": counts})
+    a1 = signed_in("a1")
+    page = a1.get("/inbox").get_data(as_text=True)
+    assert f'data-instance="{handover.id}"' in page and 'value="sign_in"' not in page
+    assert f'name="ids" value="{handover.id}"' not in page  # nothing of it may be done in bulk
+    r = a1.post("/inbox/bulk", {"ids": [str(handover.id)], "trigger": "sign_in"})
+    assert 'class="error"' in r.get_data(as_text=True) and "逐一" in r.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(type(handover), handover.id).version == 1  # not signed
+
+
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
 
 

@@ -107,9 +107,41 @@ def test_chinese_pages_have_no_untranslated_words(app, people, clock, signed_in)
     pages = [("sm1", f"/instances/{i}") for i in ids["sm1"]] + [("rep1", f"/instances/{ids['rep1'][0]}")]
     pages += [("sm1", p) for p in ("/inbox", "/dashboard", "/account", "/start", "/start/shift_handover",
                                     "/start/stocktake", "/boards/complaints")]
+    pages += [("admin", f"/instances/{ids['sm1'][0]}")]  # the till's expected-figures form
     pages += [("a1", "/start/complaint"), ("trainer", "/start/training_cohort"), ("admin", "/admin"),
               ("rep1", "/start/monthly_plan")]
     for login, url in pages:
         words = visible_words(signed_in(login).get(url).get_data(as_text=True)) - data
         words = {w for w in words if not any(w in d or d in w for d in data if len(d) > 2)}
         assert not words, (url, sorted(words))
+
+
+def test_the_handover_page_says_from_when_one_may_sign(app, people, clock, signed_in):
+    # Monday 10:00 in Shanghai; the handover is at 14:00: counted already, signed only from 13:30
+    counts = {"cash_expected": "100.00", "cash_counted": "100.00", "goods": []}
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": "2026-11-02T14:00:00+08:00",
+                                                               "counts": counts})
+    dep1 = signed_in("dep1")
+    page = dep1.get(f"/instances/{inst.id}").get_data(as_text=True)
+    assert 'id="action-sign_out"' not in page and 'id="sign-from"' in page and "13:30 起签字" in page
+    r = dep1.post(f"/instances/{inst.id}/actions/sign_out")
+    assert r.status_code == 409 and "13:30 起签字" in r.get_data(as_text=True)
+    clock.advance(hours=3, minutes=30)
+    page = dep1.get(f"/instances/{inst.id}").get_data(as_text=True)
+    assert 'id="action-sign_out"' in page and 'id="sign-from"' not in page
+
+
+def test_a_tuesday_handover_without_the_full_count_marks_the_goods_field(app, people, clock, signed_in):
+    form = {"org_unit": "S1", "handover_at": "2026-11-03T14:00", "shift": "midday", "counts.cash_expected": "100.00",
+            "counts.cash_counted": "100.00", "counts.goods.0.sku": "A100", "counts.goods.0.expected": "3",
+            "counts.goods.0.counted": "3"}
+    r = signed_in("sm1").post("/start/shift_handover", form)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422
+    assert re.search(r'data-field="counts\.goods">[^<]*周二', page), page[page.find('class="error"'):][:600]
+    inst = engine.start("shift_handover", "S1", people["sm1"], {"handover_at": "2026-11-03T14:00:00+08:00"})
+    form = {k: v for k, v in form.items() if k.startswith("counts.")}
+    r = signed_in("a1").post(f"/instances/{inst.id}/actions/record_counts", form)
+    page = r.get_data(as_text=True)
+    assert r.status_code == 422 and "full_count:" not in page and "counts.goods:" not in page
+    assert re.search(r'data-field="counts\.goods">[^<]*周二', page)

@@ -77,7 +77,7 @@ def stocktake(state):
 
 def handover(state):
     counts = {"cash_expected": "100.00", "cash_counted": "90.00" if state == "countersign" else "100.00"}
-    inst = engine.start("shift_handover", "S1", P["sm1"], {"handover_at": "2026-11-02T14:00:00+08:00"})
+    inst = engine.start("shift_handover", "S1", P["sm1"], {"handover_at": "2026-11-02T10:15:00+08:00"})
     if state == "countersign":
         fire(inst, "record_counts", "dep1", {"counts": counts})
         fire(inst, "sign_out", "dep1")

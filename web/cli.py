@@ -265,6 +265,25 @@ def stocktake_load_book(instance_id, csv_file, login, reason):
                f"#{instance_id}")
 
 
+stock_cli = AppGroup("stock", help="Stores' stock lists (every SKU a store stocks).")
+
+
+@stock_cli.command("import")
+@click.argument("store")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@clear_errors
+def stock_import(store, file):
+    """Replace STORE's stock list from a CSV (UTF-8) or .xlsx FILE: sku, name, unit_cost (编码,名称,单价)."""
+    from pathlib import Path
+
+    from engine import stock
+
+    unit = org.unit_by_code(store)
+    lines = stock.parse(Path(file).read_bytes(), file, current_app.config["IMPORT_MAX_ROWS"])
+    stock.replace(unit, lines)
+    click.echo(f"stock list of {unit.code}: {len(lines)} SKUs")
+
+
 audit_cli = AppGroup("audit", help="The audit trail.")
 
 
@@ -297,5 +316,5 @@ def check():
 
 def init_app(app) -> None:
     for command in (org_cli, users_cli, workflows_cli, calendar_cli, timers_cli, mail_cli, targets_cli, stocktake_cli,
-                    audit_cli, demo, worker, check):
+                    stock_cli, audit_cli, demo, worker, check):
         app.cli.add_command(command)

@@ -123,7 +123,10 @@ def engine_error_response(e: EngineError, if_match_given: bool = False):
     detail = e.message
     if details and locale() == "zh":
         details.setdefault("reason_text", e.message)
-    return payload(status, name, detail, errors, details or None), status
+    body = payload(status, name, detail, errors, details or None)
+    if "opens_local" in details and locale() == "zh":  # too early: say from when, in the caller's language
+        body["message"] = f"尚未到时间：{details['opens_local']} 起才可执行该操作。"
+    return body, status
 
 
 def _is_api() -> bool:

@@ -1,4 +1,5 @@
-"""Bulk data where people need it: a stocktake's book stock as a CSV file, annual targets (年度目标)."""
+"""Bulk data where people need it: a stocktake's book stock as a CSV file, a store's stock list (CSV or Excel),
+annual targets (年度目标)."""
 import functools
 
 from flask import current_app
@@ -8,7 +9,7 @@ from flask_smorest.fields import Upload
 from marshmallow import Schema, fields, validate
 
 import engine
-from engine import admin, queries
+from engine import admin, queries, stock
 from engine.db import db
 from engine.limits import CODE_MAX, TARGETS_MAX
 from engine.org import OrgUnit, User
@@ -71,6 +72,51 @@ class BookStock(MethodView):
         book = parse_book_file(args["file"].stream.read(), current_app.config["IMPORT_MAX_ROWS"])
         inst = engine.fire(instance_id, "load_book", user, {"book": book})
         return present.instance(inst, user)
+
+
+class StockFileIn(Schema):
+    file = Upload(required=True,
+                  metadata={"description": "CSV (UTF-8) or .xlsx: sku, name, unit_cost (编码,名称,单价)"})
+
+
+class StockLineOut(Schema):
+    sku = fields.String(required=True)
+    name = fields.String(required=True)
+    unit_cost = fields.String(allow_none=True)
+
+
+class StockListOut(Schema):
+    org_unit = fields.String(required=True)
+    source = fields.String(required=True, metadata={"description": "import, stocktake (its book) or none"})
+    as_of = fields.DateTime(allow_none=True)
+    lines = fields.List(fields.Nested(StockLineOut), required=True)
+
+
+def _may_keep_stock(view):
+    """Refuse a stranger (404) or someone who may not change the list (403) before the upload is read."""
+
+    @functools.wraps(view)
+    def checked_first(*args, code, **kwargs):
+        stock.store_for_keeper(current_user(), code)
+        return view(*args, code=code, **kwargs)
+
+    return checked_first
+
+
+@blp.route("/org-units/<string:code>/stock-list")
+class StockListItem(MethodView):
+    @_may_keep_stock
+    @blp.arguments(StockFileIn, location="files")
+    @blp.response(200, StockListOut)
+    @errors(blp, 400, 401, 403, 404, 413, 422)
+    def put(self, args, code):
+        """Replace a store's stock list (every SKU it stocks: Tuesday's handover counts each) from a CSV or .xlsx
+        file, all lines or none. Who may: the store's store or deputy manager, or an administrator over it."""
+        unit = stock.store_for_keeper(current_user(), code)
+        upload = args["file"]
+        lines = stock.parse(upload.stream.read(), upload.filename or "", current_app.config["IMPORT_MAX_ROWS"])
+        kept = stock.replace(unit, lines)
+        return {"org_unit": unit.code, "source": kept.source, "as_of": kept.as_of, "lines": kept.lines}
 
 
 @blp.route("/targets")

@@ -5,6 +5,7 @@ Every read and write goes through the caller's scope: an instance they may not s
 from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields
 
 import engine
 from engine import queries, registry
@@ -98,6 +99,35 @@ class InstanceAction(MethodView):
         expected = _if_match()
         return idempotent.run(user, InstanceOut(), 200, lambda: _act(user, instance_id, trigger, args, expected),
                               extra=expected)
+
+
+class ExpectedIn(Schema):
+    expected = fields.Dict(required=True,
+                           metadata={"description": "cash, receipts_total, goods [{sku, name, expected}]"})
+
+
+@blp.route("/<id:instance_id>/expected")
+class HandoverExpected(MethodView):
+    @blp.arguments(ExpectedIn, example={"expected": {"cash": "5000.00", "receipts_total": "12880.00",
+                                                     "goods": [{"sku": "A100", "name": "羊毛衫", "expected": 3}]}})
+    @blp.doc(parameters=[IF_MATCH, idempotent.HEADER])
+    @blp.response(200, InstanceOut)
+    @blp.alt_response(401, **error_responses[401])
+    @blp.alt_response(403, **error_responses[403])
+    @blp.alt_response(404, **error_responses[404])
+    @blp.alt_response(409, **error_responses[409])
+    @blp.alt_response(422, **error_responses[422])
+    def post(self, args, instance_id):
+        """The till/ERP's expected figures for a shift handover, before anyone counts (the `set_expected` step).
+
+        Who may: the till/ERP's service account, i.e. an API token of a user holding `admin` at the store or
+        above; never the people who count (they would set what they are checked against). Stored in the
+        handover's data as `expected` with `source: "system"`; figures typed by counters instead are marked
+        self-declared. 409 once counts are recorded or the handover has moved on."""
+        user = current_user()
+        expected = _if_match()
+        return idempotent.run(user, InstanceOut(), 200, lambda: _act(
+            user, instance_id, "set_expected", {"data": args, "comment": None}, expected), extra=expected)
 
 
 def _act(user, instance_id, trigger, args, expected):

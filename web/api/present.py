@@ -1,7 +1,7 @@
 """Engine objects as the plain dicts the response schemas dump. Formatting only: every fact comes from the
 engine (actions from `available_actions`, deadlines from the timer rows, visibility already checked)."""
 from engine import clock, queries, registry
-from engine.runtime import available_actions
+from engine.runtime import available_actions, state_facts
 
 
 def user_ref(user) -> dict | None:
@@ -26,6 +26,7 @@ def summary(inst) -> dict:
 def instance(inst, actor) -> dict:
     return {**summary(inst), "data": inst.data,
             "allowed_actions": [action(t) for t in available_actions(inst, actor)],
+            "step_facts": state_facts(inst),
             "deadlines": [vars(d) for d in queries.pending_deadlines(inst)],
             "signatures": [{"state": s.state, "trigger": s.trigger, "role": s.role, "user": user_ref(s.user),
                             "on_behalf_of": user_ref(s.on_behalf_of), "signed_at": s.signed_at}

@@ -66,6 +66,10 @@ class InstanceOut(InstanceSummary):
                                   metadata={"description": "Triggers the caller may fire now"})
     deadlines = fields.List(fields.Nested(DeadlineOut), required=True)
     signatures = fields.List(fields.Nested(SignatureOut), required=True)
+    step_facts = fields.List(fields.Dict(), required=True, metadata={
+        "description": "What whoever owes the current step must see to take it (label {zh, en}, value): for a "
+                       "handover's countersign, the notes, receipts, cash expected vs counted, the differing goods "
+                       "lines, and whether the expected figures were self-declared"})
 
 
 class InstancePage(Schema):

@@ -106,6 +106,10 @@ EXACT = {
     "No stock lines.": lazy_gettext("No stock lines."),
     "The first line must name the columns: sku, name, quantity (编码,名称,数量).":
         lazy_gettext("The first line must name the columns: sku, name, quantity (编码,名称,数量)."),
+    "The counts are recorded already: the expected figures come before counting.":
+        lazy_gettext("The counts are recorded already: the expected figures come before counting."),
+    "Type the expected cash (no figure from the till).":
+        lazy_gettext("Type the expected cash (no figure from the till)."),
     "On Tuesdays all goods are counted: set full_count and list every line.":
         lazy_gettext("On Tuesdays all goods are counted: set full_count and list every line."),
     "Choose the file of the official list.": lazy_gettext("Choose the file of the official list."),
@@ -117,6 +121,8 @@ EXACT = {
     "Record the day's report before signing.": lazy_gettext("Record the day's report before signing."),
 }
 PATTERNS = [
+    (re.compile(r"Type the expected quantity of (?P<skus>.+) \(no figure from the till\)\.$"),
+     lazy_gettext("Type the expected quantity of %(skus)s (no figure from the till).")),
     (re.compile(r"Must be greater than or equal to (?P<n>\S+)\.$"), lazy_gettext("Must be at least %(n)s.")),
     (re.compile(r"Must be less than or equal to (?P<n>\S+)\.$"), lazy_gettext("Must be at most %(n)s.")),
     (re.compile(r"Must be greater than or equal to (?P<a>\S+) and less than or equal to (?P<b>\S+)\.$"),

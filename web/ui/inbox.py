@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import login_required
 
 import engine
@@ -27,8 +28,15 @@ class Row:
 
 
 def bulk_ready(t) -> bool:
-    """An action needs no data of its own: it may be fired for several requests at once."""
-    return not forms.spec(t.schema)
+    """An action needs no data of its own and is no signature: it may be fired for several requests at once.
+    A signature attests to one sheet the signer has looked at, so it is always given on that sheet's page."""
+    return not t.signature and not forms.spec(t.schema)
+
+
+def _one_at_a_time(inst, trigger: str) -> bool:
+    """True when `trigger` from the instance's state is no bulk action (a signature, or it needs data)."""
+    found = registry.get(inst.workflow, inst.definition_version).by_state_trigger.get((inst.state, trigger))
+    return bool(found) and not bulk_ready(found[0])
 
 
 def _rows():
@@ -63,11 +71,11 @@ def inbox(results=None, status=200):
     shown = [r for r in rows if (not wf or r.task.instance.workflow == wf) and (not due or r.bucket == due)
              and (not unit or r.task.instance.org_unit.code == unit)]
     buckets = {b: [r for r in shown if r.bucket == b] for b in ("overdue", "soon", "later")}
-    bulk = {}
+    bulk = {}  # trigger → (transition, requires a comment, the requests it would be fired on)
     for r in shown:
         for t in r.task.actions:
             if t.trigger in r.bulk:
-                bulk.setdefault(t.trigger, (t, t.requires_comment))
+                bulk.setdefault(t.trigger, (t, t.requires_comment, []))[2].append(r.task.instance)
     titles = {c.name: c.wf.title for c in registry.latest()}
     return render_template("inbox.html", buckets=buckets, counts=counts, titles=titles, total=len(rows),
                            bulk=bulk, results=results, filters={"workflow": wf, "due": due, "unit": unit}), status
@@ -82,7 +90,10 @@ def bulk():
     results = []
     for instance_id in ids:
         try:
-            queries.visible_instance(instance_id, me())  # out of scope: "not found", like a missing one
+            inst = queries.visible_instance(instance_id, me())  # out of scope: "not found", like a missing one
+            if _one_at_a_time(inst, trigger):
+                results.append((instance_id, False, _("This action is taken one request at a time, on its page.")))
+                continue
             inst = engine.fire(instance_id, trigger, me(), {}, comment)
             results.append((instance_id, True, inst.state))
         except EngineError as e:

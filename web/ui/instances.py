@@ -3,6 +3,7 @@ pending deadlines, the history timeline and the state diagram; and the POST that
 import dataclasses
 import re
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -14,7 +15,7 @@ from engine.definition import Transition
 from engine.errors import EngineError, InvalidPayload
 from web.ui import bp, forms, sheets
 from web.ui.auth import me
-from web.ui.i18n import message, title
+from web.ui.i18n import message, title, when
 
 FAILURES = {
     "not_available": lambda: _("This action is not available now: the request may have moved on."),
@@ -44,6 +45,8 @@ class ActionForm:
 def failure(e: EngineError) -> str:
     """An engine refusal in the page language."""
     known = FAILURES.get(e.code)
+    if e.code == "not_available" and e.details.get("opens_at"):  # too early: say from when
+        return _("You may sign from %(at)s.", at=when(datetime.fromisoformat(e.details["opens_at"]), "short"))
     if e.code == "not_permitted" and e.details.get("reason") == "segregation_of_duties":
         return _("You may not take this action: the same person may not do both steps (or sign twice).")
     return known() if known else message(e.message)
@@ -95,7 +98,9 @@ def render(instance_id: int, failed: ActionForm | None = None, banner: str | Non
                for t in engine.available_actions(inst, me())]
     page = {
         "inst": inst, "compiled": compiled, "state": compiled.states[inst.state], "actions": actions,
-        "owners": engine.assignees(compiled, inst), "deadlines": queries.pending_deadlines(inst),
+        "owners": engine.assignees(compiled, inst), "opening_later": engine.opening_later(inst),
+        "step_facts": engine.state_facts(inst),
+        "deadlines": queries.pending_deadlines(inst),
         "signatures": queries.signatures(inst), "history": queries.full_history(inst.id),
         "attachments": attachments.of(inst.id),
         "diagram": localized_diagram(compiled, inst.state), "banner": banner,

@@ -10,7 +10,7 @@ LABELS = {
     "unit_cost": _l("Unit cost"),
     "handover_at": _l("Handover time"), "shift": _l("Shift"), "counts": _l("Counts"),
     "cash_expected": _l("Cash expected"), "cash_counted": _l("Cash counted"), "receipts_total": _l("Receipts total"),
-    "goods": _l("Goods"), "expected": _l("Expected"), "full_count": _l("All goods counted"),
+    "goods": _l("Goods"), "expected": _l("Expected"), "full_count": _l("All goods counted"), "cash": _l("Cash"),
     "customer": _l("Customer"), "contact": _l("Contact"), "channel": _l("Channel"), "order_ref": _l("Order number"),
     "category": _l("Category"), "severity": _l("Severity"), "description": _l("Description"),
     "assignee": _l("Assignee (login)"), "resolution": _l("Resolution"), "satisfaction": _l("Satisfaction (1-5)"),
@@ -23,7 +23,7 @@ LABELS = {
     "customer_handover": _l("Customer handover"), "comment": _l("Comment"), "file": _l("File"),
     "data": _l("Data"), "org_unit": _l("Org unit"), "discount_percent": _l("Discount %"),
     "starts_at": _l("From"), "ends_at": _l("Until"), "day": _l("Day"),
-    "sales": _l("Sales lines"), "cash": _l("Cash"), "stock_cards": _l("Stock cards"), "opening": _l("Opening"),
+    "sales": _l("Sales lines"), "stock_cards": _l("Stock cards"), "opening": _l("Opening"),
     "received": _l("Received"), "sold": _l("Sold"), "closing": _l("Closing"), "close_at": _l("Close starts"),
 }
 
