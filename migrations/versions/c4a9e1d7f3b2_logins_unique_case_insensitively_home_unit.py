@@ -1,7 +1,7 @@
 """logins unique case-insensitively; users carry the unit that answers for them while they hold no role
 
 Revision ID: c4a9e1d7f3b2
-Revises: b7e3d1a5c9f2
+Revises: c4f1e7a2d9b6
 Create Date: 2026-11-28 09:00:00
 
 """
