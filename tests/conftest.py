@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from flask_migrate import upgrade
 
 import config
-from engine import calendar, org
+from engine import calendar, org, registry
 from engine import clock as engine_clock
 from engine.db import db
 from web import create_app
@@ -60,6 +60,17 @@ def _clean_tables(request):
                 for table in tables:
                     conn.exec_driver_sql(f"DELETE FROM {table}")
         db.session.remove()
+
+
+@pytest.fixture(autouse=True)
+def _registry_as_loaded():
+    """The workflow registry is process-wide: the test definitions a test registers are gone after it (a lint
+    of the org in a later test would otherwise report their steps too)."""
+    registry.load()
+    loaded = dict(registry._compiled)
+    yield
+    registry._compiled.clear()
+    registry._compiled.update(loaded)
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ Every read and write goes through the caller's scope: an instance they may not s
 from flask import g, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 import engine
 from engine import queries, registry
@@ -102,7 +102,7 @@ class InstanceAction(MethodView):
 
 
 class ExpectedIn(Schema):
-    expected = fields.Dict(required=True,
+    expected = fields.Dict(required=True, validate=validate.Length(max=8),
                            metadata={"description": "cash, receipts_total, goods [{sku, name, expected}]"})
 
 
