@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 import engine
-from engine import mail
+from engine import mail, org, stock
 from engine.db import db
 from engine.errors import Duplicate, InvalidPayload, NotAvailable, NotPermitted
 from engine.models import Instance, Notification
@@ -278,6 +278,20 @@ def test_book_lines_without_a_unit_cost_have_no_money_variance(people, counting)
     assert stocktake_report.facts(inst).totals["money_variance"] is None
     wb = openpyxl.load_workbook(io.BytesIO(stocktake_report.xlsx(stocktake_report.facts(inst), "en")))
     assert wb.active["A1"].value == "Month-end stocktake report"
+
+
+def test_book_lines_without_a_unit_cost_take_the_store_stock_lists(app, people, clock):
+    clock.set(MONTH_END)
+    stock.replace(org.unit_by_code("S1"), [{"sku": "A100", "name": "羊毛衫", "unit_cost": Decimal("258.00")}])
+    inst = engine.start("stocktake", "S1", people["sm1"], {"month": "2026-11"})
+    inst = engine.fire(inst.id, "load_book", people["dep1"], {"book": [
+        {"sku": "A100", "quantity": 10}, {"sku": "B200", "name": "围巾", "quantity": 5, "unit_cost": "35.50"}]})
+    assert [(b["sku"], b["name"], b["unit_cost"]) for b in inst.data["book"]] == [
+        ("A100", "羊毛衫", "258.00"), ("B200", "围巾", "35.50")]  # the book's own cost wins where it has one
+    engine.fire(inst.id, "enter_counts", people["a1"], {"zone": "A", "lines": [{"sku": "A100", "counted": 9},
+                                                                             {"sku": "B200", "counted": 5}]})
+    inst = engine.fire(inst.id, "submit_counts", people["a1"])
+    assert {v["sku"]: v["money_variance"] for v in inst.data["variances"]} == {"A100": "-258.00", "B200": "0.00"}
 
 
 def xlsx_rows(content: bytes) -> tuple[dict, list[list]]:

@@ -10,7 +10,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import openpyxl
 from marshmallow import Schema, fields, validate
 
-from engine import org
+from engine import org, stock
 from engine.definition import Deadline, Rung, Schedule, State, Transition, Workflow
 from engine.errors import InvalidPayload
 from engine.limits import BOOK_LINES_MAX, COUNT_LINES_MAX, NAME_MAX, TEXT_MAX
@@ -103,11 +103,12 @@ DEFINITION = Workflow(
     transitions=(
         # Once anything is counted the book is frozen: rewriting it to match the count would hide the variance.
         Transition("load_book", "counting", None, roles=BOOK_KEEPERS, schema=BookSchema,
-                   validators=("nothing_counted_yet",), title=t("导入账面库存", "Load book stock")),
+                   validators=("nothing_counted_yet",), after=("costs_from_the_stock_list",),
+                   title=t("导入账面库存", "Load book stock")),
         # A wrong book is corrected openly (with the reason) and every count is done again against the new one.
         Transition("correct_book", ("counting", "recount", "variance_review", "reporting"), "counting",
                    roles=BOOK_KEEPERS, schema=CorrectionSchema, requires_comment=True,
-                   validators=("something_counted",), after=("restart_counting",),
+                   validators=("something_counted",), after=("costs_from_the_stock_list", "restart_counting"),
                    title=t("更正账面库存", "Correct the book stock")),
         Transition("enter_counts", "counting", None, roles=COUNTERS, schema=CountsSchema,
                    validators=("skus_on_the_book",), after=("store_zone_counts",), title=t("录入盘点", "Enter counts")),
@@ -273,6 +274,19 @@ def something_counted(ctx) -> dict:
     if not ctx.doc.get("counts"):
         return {"book": ["Nothing is counted yet: load the book stock instead."]}
     return {}
+
+
+def costs_from_the_stock_list(ctx) -> None:
+    """Book lines without a unit cost (or a name) take the store's stock list's, so the report can value the
+    variances when the till's export carries quantities only."""
+    listed = {line["sku"]: line for line in stock.stock_list(ctx.instance.org_unit).lines}
+    book = []
+    for line in ctx.doc.get("book", []):
+        known = listed.get(line["sku"], {})
+        cost = line.get("unit_cost")
+        book.append({**line, "name": line.get("name") or known.get("name", ""),
+                     "unit_cost": known.get("unit_cost") if cost is None else cost})
+    ctx.doc["book"] = book
 
 
 def restart_counting(ctx) -> None:
