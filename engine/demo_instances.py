@@ -13,8 +13,10 @@ from engine.db import db
 from engine.models import Instance
 
 SH = ZoneInfo("Asia/Shanghai")
-BOOK = [{"sku": "A100", "name": "羊毛衫", "quantity": 120}, {"sku": "B200", "name": "真丝围巾", "quantity": 60},
-        {"sku": "C300", "name": "皮手套", "quantity": 35}, {"sku": "D400", "name": "羊绒帽", "quantity": 48}]
+BOOK = [{"sku": "A100", "name": "羊毛衫", "quantity": 120, "unit_cost": "258.00"},
+        {"sku": "B200", "name": "真丝围巾", "quantity": 60, "unit_cost": "135.50"},
+        {"sku": "C300", "name": "皮手套", "quantity": 35, "unit_cost": "89.00"},
+        {"sku": "D400", "name": "羊绒帽", "quantity": 48, "unit_cost": "66.00"}]
 
 
 def _local(day, hour, minute=0) -> datetime:
@@ -55,14 +57,19 @@ def _stocktakes(today, user, fire) -> None:
     with clock.as_of(_local(last_month_end, 19)):
         scheduler.run(clock.now(), "stocktake")
     rows = {i.org_unit.code: i for i in _instances("stocktake")}
-    counts = [{"sku": b["sku"], "counted": b["quantity"]} for b in BOOK]
+    short = {"SH01": {}, "HZ01": {"C300": 1}, "SZ01": {"B200": 3}}  # HZ01 within the tolerance; SZ01 beyond it
     with clock.as_of(_local(last_month_end, 19, 30)):
-        for code in ("SH01", "HZ01", "SZ01"):
-            manager = user(f"dianzhang{('SH01', 'HZ01', 'GZ01', 'SZ01').index(code) + 1}")
-            fire(rows[code].id, "load_book", manager, {"book": BOOK})
-            fire(rows[code].id, "enter_counts", manager, {"zone": "A柜", "lines": counts})
-            fire(rows[code].id, "submit_counts", manager)
+        for code, n in (("SH01", 1), ("HZ01", 2), ("SZ01", 4)):  # the assistants count, the manager loads the book
+            fire(rows[code].id, "load_book", user(f"dianzhang{n}"), {"book": BOOK})
+            counts = [{"sku": b["sku"], "counted": b["quantity"] - short[code].get(b["sku"], 0)} for b in BOOK]
+            fire(rows[code].id, "enter_counts", user(f"dianyuan{n}a"), {"zone": "A柜", "lines": counts})
+            fire(rows[code].id, "submit_counts", user(f"dianyuan{n}a"))
         fire(rows["GZ01"].id, "load_book", user("dianzhang3"), {"book": BOOK})  # GZ01 never finished counting
+    with clock.as_of(_local(last_month_end, 20, 10)):  # SZ01: the deputy recounts, the store manager explains
+        fire(rows["SZ01"].id, "recount", user("fudianzhang4"), {"lines": [{"sku": "B200", "counted": 57}]})
+        fire(rows["SZ01"].id, "approve_variances", user("dianzhang4"),
+             {"reasons": [{"sku": "B200", "reason": "三条围巾试戴时勾丝，已报损待供应商换货"}]},
+             comment="已核实，同意报损")
     with clock.as_of(_local(last_month_end, 21)):
         fire(rows["SH01"].id, "send_report", user("dianzhang1"))
         fire(rows["SZ01"].id, "send_report", user("dianzhang4"))

@@ -138,6 +138,9 @@ def test_demo_loads_once(ctx, clock):
     overdue = {w for w, _, due in rows if due and due < clock.now()}
     assert {"stocktake", "shift_handover", "complaint", "evening_close"} <= overdue
     assert {s for w, s, _ in rows if w == "stocktake"} == {"closed", "reporting", "counting", "accountant_review"}
+    sent = db.session.scalar(sa.select(Instance).where(Instance.state == "accountant_review"))
+    assert [(v["sku"], v["money_variance"]) for v in sent.data["variances"] if v["variance"]] == [("B200", "-406.50")]
+    assert sent.data["variance_reasons"]["B200"]  # the accountant sees money and the reason, as a store sends it
     closes = sorted(s for w, s, _ in rows if w == "evening_close")  # 4 done, 3 lists awaiting, GZ01 not closed
     assert closes == ["allocation"] * 3 + ["completed"] * 4 + ["open"]
     before = count(AuditEvent)
