@@ -50,16 +50,21 @@ def _clean_tables(request):
     app = request.getfixturevalue("app")
     calendar.invalidate()
     with app.app_context():
-        db.session.rollback()
-        with db.engine.begin() as conn:
-            existing = set(sa.inspect(conn).get_table_names())
-            tables = [t.name for t in reversed(db.metadata.sorted_tables) if t.name in existing]
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-            else:
-                for table in tables:
-                    conn.exec_driver_sql(f"DELETE FROM {table}")
-        db.session.remove()
+        empty_tables()
+
+
+def empty_tables(keep: frozenset[str] = frozenset()) -> None:
+    """Empty every table but those in `keep` (ids start again from 1), in the app context."""
+    db.session.rollback()
+    with db.engine.begin() as conn:
+        existing = set(sa.inspect(conn).get_table_names()) - keep
+        tables = [t.name for t in reversed(db.metadata.sorted_tables) if t.name in existing]
+        if conn.dialect.name == "postgresql":
+            conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        else:
+            for table in tables:
+                conn.exec_driver_sql(f"DELETE FROM {table}")
+    db.session.remove()
 
 
 @pytest.fixture(autouse=True)

@@ -6,11 +6,10 @@ import re
 from collections import Counter
 
 import pytest
-import sqlalchemy as sa
 from openapi_spec_validator import validate
 
-from engine.db import db
 from tests.api_fixtures import api_fixture  # noqa: F401
+from tests.conftest import empty_tables
 
 API_DOC_ENDPOINTS = {"api-docs.openapi_json", "api-docs.openapi_swagger_ui", "api_docs_assets"}
 
@@ -108,6 +107,10 @@ def test_schemathesis_finds_no_server_errors_and_no_schema_violations(app, api, 
     print(f"schemathesis: {len(sent)} requests, statuses {dict(sorted(Counter(sent).items()))}")
 
 
+# what the stateful fuzz keeps between scenarios: the org, the people and their tokens
+ORG_AND_PEOPLE = frozenset({"org_units", "users", "role_assignments", "delegations", "api_tokens", "alembic_version"})
+
+
 def test_schemathesis_stateful_links_instance_action_history(app, api, monkeypatch):
     """Schemathesis's stateful phase follows the declared OpenAPI links: start an instance, then read it, fire
     the first action it offers and read its history, chained on the ids and triggers the responses carry."""
@@ -133,7 +136,7 @@ def test_schemathesis_stateful_links_instance_action_history(app, api, monkeypat
             api.submitted()
 
         def teardown(self):
-            _forget_instances()
+            empty_tables(keep=ORG_AND_PEOPLE)
 
         def before_call(self, case):
             case.headers = {**(case.headers or {}), **headers}
@@ -152,17 +155,3 @@ def test_schemathesis_stateful_links_instance_action_history(app, api, monkeypat
     linked = {(method, path) for method, path, status in sent if 200 <= status < 300}
     assert chain <= linked, chain - linked  # each step of the chain was reached and answered
 
-
-def _forget_instances() -> None:
-    """Empty every table but the org's, the people's and their tokens' (ids start again from 1)."""
-    kept = {"org_units", "users", "role_assignments", "delegations", "api_tokens", "alembic_version"}
-    db.session.rollback()
-    with db.engine.begin() as conn:
-        existing = set(sa.inspect(conn).get_table_names())
-        tables = [t.name for t in reversed(db.metadata.sorted_tables) if t.name in existing - kept]
-        if conn.dialect.name == "postgresql":
-            conn.exec_driver_sql(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY")
-        else:
-            for table in tables:
-                conn.exec_driver_sql(f"DELETE FROM {table}")
-    db.session.remove()
