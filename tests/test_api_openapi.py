@@ -147,7 +147,7 @@ def test_schemathesis_stateful_links_instance_action_history(app, api, monkeypat
         def validate_response(self, response, case, additional_checks=None, **kwargs):
             case.validate_response(response, checks=[not_a_server_error, status_code_conformance])
 
-    Workflow.run(settings=settings(max_examples=100, stateful_step_count=6, deadline=None, database=None,
+    Workflow.run(settings=settings(max_examples=200, stateful_step_count=6, deadline=None, database=None,
                                    derandomize=True, suppress_health_check=list(HealthCheck)))
     statuses = Counter(status for *_, status in sent)
     print(f"schemathesis stateful: {len(sent)} requests, statuses {dict(sorted(statuses.items()))}")
